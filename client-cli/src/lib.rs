@@ -1,0 +1,1 @@
+//! The Kith reference client. Not built yet: see issue #4.

@@ -1,0 +1,40 @@
+//! # kith-protocol
+//!
+//! The Kith end-to-end encryption protocol: identities and device certificates, PQXDH-style
+//! hybrid key agreement (X25519 + ML-KEM-768), the Double Ratchet with ChaCha20-Poly1305,
+//! sealed-sender envelopes, safety numbers, and the client ↔ relay wire format.
+//!
+//! The normative description is `SPEC.md` next to this crate; item docs cite its sections.
+//!
+//! This crate is pure: no I/O, no async, no clock, no global randomness. Callers pass a
+//! cryptographically secure RNG (`rand_core::CryptoRng`) and the current time where needed.
+//!
+//! ## Public interface
+//!
+//! - Keys: [`AccountKeyPair`], [`DeviceKeyPair`], [`DeviceCertificate`] →
+//!   [`VerifiedCertificate`], prekeys ([`SignedPrekeySecret`], [`OneTimePrekeySecret`],
+//!   [`KemPrekeySecret`]) and [`PrekeyBundle`] → [`VerifiedBundle`].
+//! - Sessions: [`Session::initiate`], [`Session::respond`], [`Session::encrypt`],
+//!   [`Session::decrypt`], persisted with [`Session::to_bytes`] / [`Session::from_bytes`].
+//! - Sealed sender: [`seal`] and [`open`].
+//! - Safety numbers: [`SafetyNumber`].
+//! - The relay protocol: the [`wire`] module.
+//! - Every constant: [`consts`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod consts;
+mod dh;
+mod encoding;
+mod kem;
+mod keys;
+
+pub use dh::NonContributoryKey;
+pub use encoding::{BoundedBytes, BoundedString, BoundedVec, DecodeError};
+pub use keys::{
+    AccountKeyPair, AccountPublicKey, BundleError, CertificateError, DeviceCertificate, DeviceId,
+    DeviceKeyPair, DeviceSigningPublicKey, IdentityPublicKey, KemPrekey, KemPrekeyKind,
+    KemPrekeySecret, KemPublicKey, OneTimePrekey, OneTimePrekeySecret, PrekeyBundle, PrekeyId,
+    SignedPrekey, SignedPrekeySecret, VerifiedBundle, VerifiedCertificate,
+};
+pub use rand_core;

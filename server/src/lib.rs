@@ -1,0 +1,1 @@
+//! The Kith relay. Not built yet: see issue #3 (the relay v1 on sled).
