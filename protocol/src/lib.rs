@@ -38,3 +38,7 @@ pub use keys::{
     SignedPrekey, SignedPrekeySecret, VerifiedBundle, VerifiedCertificate,
 };
 pub use rand_core;
+mod safety;
+pub mod wire;
+
+pub use safety::{SafetyNumber, SafetyNumberError};

@@ -1,0 +1,1 @@
+//! Safety numbers (SPEC.md §8). Being written.

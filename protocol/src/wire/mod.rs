@@ -1,0 +1,1 @@
+//! Client ↔ relay wire format (SPEC.md §9). Being written.
