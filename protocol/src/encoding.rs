@@ -16,6 +16,7 @@ use core::marker::PhantomData;
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// Why bytes could not be decoded into a Kith structure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,13 +47,33 @@ pub enum DecodeError {
     },
 }
 
-/// Encodes `value` canonically.
+/// Encodes `value` canonically into a buffer of exactly the right size (computed first), so
+/// that encoding never reallocates and leaves no stray copy of secret fields behind.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    // Serialising Kith's own types cannot fail: every sequence has a known length and no
-    // `Serialize` impl in this crate returns a custom error. postcard's `to_allocvec` only
-    // fails in those two cases, so this `expect` documents an invariant of the crate.
-    #[allow(clippy::expect_used)]
-    postcard::to_allocvec(value).expect("Kith types always serialise")
+    let mut out = vec![0u8; encoded_len(value)];
+    write_into(value, &mut out);
+    out
+}
+
+/// Like [`encode`], in a buffer that is zeroized on drop (for structures holding secrets).
+pub(crate) fn encode_zeroizing<T: Serialize + ?Sized>(value: &T) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![0u8; encoded_len(value)]);
+    write_into(value, &mut out);
+    out
+}
+
+// Serialising Kith's own types cannot fail: every sequence has a known length, no `Serialize`
+// impl in this crate returns a custom error, and the buffer is sized by a first pass. postcard
+// fails only in those cases, so these `expect`s document invariants of the crate.
+#[allow(clippy::expect_used)]
+fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .expect("Kith types always serialise")
+}
+
+#[allow(clippy::expect_used)]
+fn write_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) {
+    postcard::to_slice(value, out).expect("buffer sized by encoded_len");
 }
 
 /// Decodes exactly one canonical `T` from `bytes`, which must not exceed `max_len`.
@@ -61,13 +82,17 @@ pub(crate) fn decode<T: Serialize + DeserializeOwned>(
     max_len: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > max_len {
-        return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
     }
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|_| DecodeError::Malformed)?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|_| DecodeError::Malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes);
     }
-    if encode(&value) != bytes {
+    if encode_zeroizing(&value)[..] != *bytes {
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
@@ -81,7 +106,10 @@ pub(crate) fn decode_versioned<T: Serialize + DeserializeOwned>(
     max_len: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > max_len {
-        return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
     }
     match bytes.split_first() {
         None => Err(DecodeError::Malformed),
@@ -92,8 +120,20 @@ pub(crate) fn decode_versioned<T: Serialize + DeserializeOwned>(
 
 /// Encodes `version` (one byte) followed by the canonical encoding of `value`.
 pub(crate) fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
-    let mut out = vec![version];
-    out.extend_from_slice(&encode(value));
+    let mut out = vec![0u8; 1 + encoded_len(value)];
+    out[0] = version;
+    write_into(value, &mut out[1..]);
+    out
+}
+
+/// Like [`encode_versioned`], in a buffer that is zeroized on drop.
+pub(crate) fn encode_versioned_zeroizing<T: Serialize + ?Sized>(
+    version: u8,
+    value: &T,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![0u8; 1 + encoded_len(value)]);
+    out[0] = version;
+    write_into(value, &mut out[1..]);
     out
 }
 
@@ -125,7 +165,9 @@ pub(crate) mod array {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
                 let mut out = [0u8; N];
                 for (i, slot) in out.iter_mut().enumerate() {
-                    *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
                 }
                 Ok(out)
             }
@@ -330,7 +372,11 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample { n: 300, bytes: BoundedBytes(vec![1, 2]), fixed: [7; 40] }
+        Sample {
+            n: 300,
+            bytes: BoundedBytes(vec![1, 2]),
+            fixed: [7; 40],
+        }
     }
 
     #[test]
@@ -349,7 +395,10 @@ mod tests {
     fn rejects_trailing_bytes() {
         let mut bytes = encode(&sample());
         bytes.push(0);
-        assert_eq!(decode::<Sample>(&bytes, 100), Err(DecodeError::TrailingBytes));
+        assert_eq!(
+            decode::<Sample>(&bytes, 100),
+            Err(DecodeError::TrailingBytes)
+        );
     }
 
     #[test]
@@ -358,7 +407,10 @@ mod tests {
         let canonical = encode(&sample());
         let mut bytes = vec![0xAC, 0x82, 0x00];
         bytes.extend_from_slice(&canonical[2..]);
-        assert_eq!(decode::<Sample>(&bytes, 100), Err(DecodeError::NonCanonical));
+        assert_eq!(
+            decode::<Sample>(&bytes, 100),
+            Err(DecodeError::NonCanonical)
+        );
     }
 
     #[test]
@@ -373,21 +425,33 @@ mod tests {
     fn rejects_input_over_the_limit_before_decoding() {
         let bytes = encode(&sample());
         let len = bytes.len();
-        assert_eq!(decode::<Sample>(&bytes, len - 1), Err(DecodeError::TooLarge { len, max: len - 1 }));
+        assert_eq!(
+            decode::<Sample>(&bytes, len - 1),
+            Err(DecodeError::TooLarge { len, max: len - 1 })
+        );
     }
 
     #[test]
     fn bounded_vec_rejects_count_before_items() {
         // A count of 2^32 with no items behind it must fail on the count.
         let bytes = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
-        assert_eq!(decode::<BoundedVec<u8, 10>>(&bytes, 100), Err(DecodeError::Malformed));
+        assert_eq!(
+            decode::<BoundedVec<u8, 10>>(&bytes, 100),
+            Err(DecodeError::Malformed)
+        );
     }
 
     #[test]
     fn versioned_rejects_other_versions() {
         let bytes = encode_versioned(2, &7u8);
-        assert_eq!(decode_versioned::<u8>(&bytes, 1, 10), Err(DecodeError::UnsupportedVersion { found: 2 }));
+        assert_eq!(
+            decode_versioned::<u8>(&bytes, 1, 10),
+            Err(DecodeError::UnsupportedVersion { found: 2 })
+        );
         assert_eq!(decode_versioned::<u8>(&bytes, 2, 10), Ok(7));
-        assert_eq!(decode_versioned::<u8>(&[], 2, 10), Err(DecodeError::Malformed));
+        assert_eq!(
+            decode_versioned::<u8>(&[], 2, 10),
+            Err(DecodeError::Malformed)
+        );
     }
 }

@@ -67,7 +67,8 @@ impl Kem for MlKem768Kem {
         public: &[u8; KEM_PUBLIC_KEY_LEN],
         rng: &mut R,
     ) -> Result<(Box<[u8; KEM_CIPHERTEXT_LEN]>, Zeroizing<[u8; 32]>), InvalidKemKey> {
-        let ek = EncapsulationKey::<MlKem768>::new(&Array::from(*public)).map_err(|_| InvalidKemKey)?;
+        let ek =
+            EncapsulationKey::<MlKem768>::new(&Array::from(*public)).map_err(|_| InvalidKemKey)?;
         let (ct, ss) = ek.encapsulate_with_rng(rng);
         let mut ciphertext = Box::new([0u8; KEM_CIPHERTEXT_LEN]);
         ciphertext.copy_from_slice(&ct);

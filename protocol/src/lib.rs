@@ -23,12 +23,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod agreement;
 pub mod consts;
 mod dh;
 mod encoding;
+mod kdf;
 mod kem;
 mod keys;
+mod padding;
+mod ratchet;
+mod sealed;
+mod session;
 
+pub use agreement::ResponderPrekeys;
 pub use dh::NonContributoryKey;
 pub use encoding::{BoundedBytes, BoundedString, BoundedVec, DecodeError};
 pub use keys::{
@@ -41,4 +48,9 @@ pub use rand_core;
 mod safety;
 pub mod wire;
 
-pub use safety::{SafetyNumber, SafetyNumberError};
+// RESTORE: pub use safety::{SafetyNumber, SafetyNumberError};
+pub use sealed::{OpenError, OpenedEnvelope, SealError, open, seal};
+pub use session::{
+    DecryptError, EncryptError, PeerIdentity, PrekeyMessage, RatchetMessage, Session,
+    SessionCreationError, SessionMessage,
+};

@@ -18,12 +18,16 @@ pub struct AccountKeyPair {
 impl AccountKeyPair {
     /// Generates a new account key.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self { signing: SigningKey::generate(rng) }
+        Self {
+            signing: SigningKey::generate(rng),
+        }
     }
 
     /// Restores an account key from its 32-byte secret seed.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(secret) }
+        Self {
+            signing: SigningKey::from_bytes(secret),
+        }
     }
 
     /// The 32-byte secret seed, for encrypted local storage only.
@@ -54,7 +58,9 @@ impl AccountKeyPair {
 
 impl fmt::Debug for AccountKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountKeyPair").field("public", &self.public_key()).finish_non_exhaustive()
+        f.debug_struct("AccountKeyPair")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,5 +101,6 @@ pub(crate) fn verify_ed25519(public: &[u8; 32], message: &[u8], signature: &[u8;
     if key.is_weak() {
         return false;
     }
-    key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .is_ok()
 }

@@ -49,7 +49,12 @@ impl PrekeyBundle {
         one_time_prekey: Option<OneTimePrekey>,
         kem_prekey: KemPrekey,
     ) -> Self {
-        Self { certificate, signed_prekey, one_time_prekey, kem_prekey }
+        Self {
+            certificate,
+            signed_prekey,
+            one_time_prekey,
+            kem_prekey,
+        }
     }
 
     /// The device certificate (unverified).

@@ -101,9 +101,14 @@ impl DeviceCertificate {
     /// Checks the version and the account key's signature.
     pub fn verify(&self) -> Result<VerifiedCertificate, CertificateError> {
         if self.version != PROTOCOL_VERSION {
-            return Err(CertificateError::UnsupportedVersion { found: self.version });
+            return Err(CertificateError::UnsupportedVersion {
+                found: self.version,
+            });
         }
-        if !self.account_key.verify(&self.signed_bytes(), &self.signature) {
+        if !self
+            .account_key
+            .verify(&self.signed_bytes(), &self.signature)
+        {
             return Err(CertificateError::BadSignature);
         }
         Ok(VerifiedCertificate(self.clone()))

@@ -108,7 +108,10 @@ pub struct DeviceKeyPair {
 impl DeviceKeyPair {
     /// Generates new device keys.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self { identity: StaticSecret::random_from_rng(rng), signing: SigningKey::generate(rng) }
+        Self {
+            identity: StaticSecret::random_from_rng(rng),
+            signing: SigningKey::generate(rng),
+        }
     }
 
     /// Restores device keys from their 64-byte secret form (identity secret, then signing seed).
@@ -117,7 +120,10 @@ impl DeviceKeyPair {
         let mut signing = Zeroizing::new([0u8; 32]);
         identity.copy_from_slice(&secret[..32]);
         signing.copy_from_slice(&secret[32..]);
-        Self { identity: StaticSecret::from(*identity), signing: SigningKey::from_bytes(&signing) }
+        Self {
+            identity: StaticSecret::from(*identity),
+            signing: SigningKey::from_bytes(&signing),
+        }
     }
 
     /// The 64-byte secret form, for encrypted local storage only.
@@ -150,10 +156,6 @@ impl DeviceKeyPair {
         public: &[u8; 32],
     ) -> Result<Zeroizing<[u8; 32]>, NonContributoryKey> {
         dh(&self.identity, public)
-    }
-
-    pub(crate) fn identity_secret(&self) -> &StaticSecret {
-        &self.identity
     }
 }
 

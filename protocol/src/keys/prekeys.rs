@@ -46,7 +46,10 @@ impl SignedPrekey {
 
     /// Whether the signature verifies under `signer`.
     pub fn verify(&self, signer: &DeviceSigningPublicKey) -> bool {
-        signer.verify(&signed_prekey_message(self.id, &self.public), &self.signature)
+        signer.verify(
+            &signed_prekey_message(self.id, &self.public),
+            &self.signature,
+        )
     }
 }
 
@@ -66,7 +69,11 @@ pub struct SignedPrekeySecret {
 
 impl SignedPrekeySecret {
     /// Generates a signed prekey with id `id`, signed by `device`.
-    pub fn generate<R: CryptoRng + ?Sized>(id: PrekeyId, device: &DeviceKeyPair, rng: &mut R) -> Self {
+    pub fn generate<R: CryptoRng + ?Sized>(
+        id: PrekeyId,
+        device: &DeviceKeyPair,
+        rng: &mut R,
+    ) -> Self {
         Self::from_secret_bytes(id, device, &StaticSecret::random_from_rng(rng).to_bytes())
     }
 
@@ -75,7 +82,14 @@ impl SignedPrekeySecret {
         let secret = StaticSecret::from(*secret);
         let public = public_of(&secret);
         let signature = device.sign(&signed_prekey_message(id, &public));
-        Self { secret, public: SignedPrekey { id, public, signature } }
+        Self {
+            secret,
+            public: SignedPrekey {
+                id,
+                public,
+                signature,
+            },
+        }
     }
 
     /// The 32-byte secret, for encrypted local storage only.
@@ -95,7 +109,9 @@ impl SignedPrekeySecret {
 
 impl fmt::Debug for SignedPrekeySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignedPrekeySecret").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("SignedPrekeySecret")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,7 +158,10 @@ impl OneTimePrekeySecret {
     /// Restores from the 32-byte secret.
     pub fn from_secret_bytes(id: PrekeyId, secret: &[u8; 32]) -> Self {
         let secret = StaticSecret::from(*secret);
-        let public = OneTimePrekey { id, public: public_of(&secret) };
+        let public = OneTimePrekey {
+            id,
+            public: public_of(&secret),
+        };
         Self { secret, public }
     }
 
@@ -163,7 +182,9 @@ impl OneTimePrekeySecret {
 
 impl fmt::Debug for OneTimePrekeySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OneTimePrekeySecret").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("OneTimePrekeySecret")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,7 +231,8 @@ impl Serialize for KemPublicKey {
 
 impl<'de> Deserialize<'de> for KemPublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::encoding::array::deserialize::<D, KEM_PUBLIC_KEY_LEN>(deserializer).map(|a| Self(Box::new(a)))
+        crate::encoding::array::deserialize::<D, KEM_PUBLIC_KEY_LEN>(deserializer)
+            .map(|a| Self(Box::new(a)))
     }
 }
 
@@ -229,7 +251,11 @@ pub struct KemPrekey {
     signature: [u8; 64],
 }
 
-fn kem_prekey_message(id: PrekeyId, kind: KemPrekeyKind, public: &[u8; KEM_PUBLIC_KEY_LEN]) -> Vec<u8> {
+fn kem_prekey_message(
+    id: PrekeyId,
+    kind: KemPrekeyKind,
+    public: &[u8; KEM_PUBLIC_KEY_LEN],
+) -> Vec<u8> {
     [labels::KEM_PREKEY, &id.to_be_bytes(), &[kind.tag()], public].concat()
 }
 
@@ -251,7 +277,10 @@ impl KemPrekey {
 
     /// Whether the signature verifies under `signer`.
     pub fn verify(&self, signer: &DeviceSigningPublicKey) -> bool {
-        signer.verify(&kem_prekey_message(self.id, self.kind, &self.public.0), &self.signature)
+        signer.verify(
+            &kem_prekey_message(self.id, self.kind, &self.public.0),
+            &self.signature,
+        )
     }
 }
 
@@ -282,7 +311,15 @@ impl KemPrekeySecret {
     ) -> Self {
         let public = KemPublicKey(MlKem768Kem::public_key(seed));
         let signature = device.sign(&kem_prekey_message(id, kind, &public.0));
-        Self { seed: Zeroizing::new(*seed), public: KemPrekey { id, kind, public, signature } }
+        Self {
+            seed: Zeroizing::new(*seed),
+            public: KemPrekey {
+                id,
+                kind,
+                public,
+                signature,
+            },
+        }
     }
 
     /// The 64-byte seed, for encrypted local storage only.
@@ -302,6 +339,9 @@ impl KemPrekeySecret {
 
 impl fmt::Debug for KemPrekeySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KemPrekeySecret").field("id", &self.public.id).field("kind", &self.public.kind).finish_non_exhaustive()
+        f.debug_struct("KemPrekeySecret")
+            .field("id", &self.public.id)
+            .field("kind", &self.public.kind)
+            .finish_non_exhaustive()
     }
 }
