@@ -34,6 +34,8 @@ mod padding;
 mod ratchet;
 mod sealed;
 mod session;
+#[cfg(test)]
+mod vectors;
 
 pub use agreement::ResponderPrekeys;
 pub use dh::NonContributoryKey;
