@@ -21,6 +21,9 @@ pub(crate) const KEM_SEED_LEN: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidKemKey;
 
+/// An encapsulation: the ciphertext for the peer and the shared secret.
+pub(crate) type Encapsulation = (Box<[u8; KEM_CIPHERTEXT_LEN]>, Zeroizing<[u8; 32]>);
+
 /// A key-encapsulation mechanism as Kith uses it: keys are stored as seeds.
 pub(crate) trait Kem {
     /// Generates a key pair, returning the secret seed and the public key.
@@ -33,7 +36,7 @@ pub(crate) trait Kem {
     fn encapsulate<R: CryptoRng + ?Sized>(
         public: &[u8; KEM_PUBLIC_KEY_LEN],
         rng: &mut R,
-    ) -> Result<(Box<[u8; KEM_CIPHERTEXT_LEN]>, Zeroizing<[u8; 32]>), InvalidKemKey>;
+    ) -> Result<Encapsulation, InvalidKemKey>;
     /// Decapsulates `ciphertext` (implicit rejection: a wrong ciphertext yields an unrelated
     /// secret, which then fails authentication further on).
     fn decapsulate(
@@ -66,7 +69,7 @@ impl Kem for MlKem768Kem {
     fn encapsulate<R: CryptoRng + ?Sized>(
         public: &[u8; KEM_PUBLIC_KEY_LEN],
         rng: &mut R,
-    ) -> Result<(Box<[u8; KEM_CIPHERTEXT_LEN]>, Zeroizing<[u8; 32]>), InvalidKemKey> {
+    ) -> Result<Encapsulation, InvalidKemKey> {
         let ek =
             EncapsulationKey::<MlKem768>::new(&Array::from(*public)).map_err(|_| InvalidKemKey)?;
         let (ct, ss) = ek.encapsulate_with_rng(rng);

@@ -107,6 +107,9 @@ pub fn seal<R: CryptoRng + ?Sized>(
             max: MAX_BODY_LEN,
         });
     }
+    // Reserve first so padding does not reallocate and leave an unzeroized copy behind.
+    let padding_len = padding::padded_len(plaintext.len()) - plaintext.len();
+    plaintext.reserve_exact(padding_len);
     padding::pad(&mut plaintext);
     let ephemeral = StaticSecret::random_from_rng(rng);
     let ephemeral_public = public_of(&ephemeral);

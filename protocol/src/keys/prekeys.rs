@@ -225,7 +225,7 @@ impl fmt::Debug for KemPublicKey {
 
 impl Serialize for KemPublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::encoding::array::serialize(&*self.0, serializer)
+        crate::encoding::array::serialize(&self.0, serializer)
     }
 }
 

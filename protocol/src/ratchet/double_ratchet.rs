@@ -153,17 +153,17 @@ impl DoubleRatchet {
             }
             current => {
                 let mut skipped = Vec::new();
-                if let Some(current) = current {
-                    if header.previous_chain_length >= current.chain.index() {
-                        let (rest, last, _) = skip_to(
-                            &current.chain,
-                            current.ratchet_key,
-                            header.previous_chain_length,
-                        )?;
-                        skipped = rest;
-                        // The key *at* PN belongs to no message (PN counts messages): drop it.
-                        drop(last);
-                    }
+                if let Some(current) = current
+                    && header.previous_chain_length >= current.chain.index()
+                {
+                    let (rest, last, _) = skip_to(
+                        &current.chain,
+                        current.ratchet_key,
+                        header.previous_chain_length,
+                    )?;
+                    skipped = rest;
+                    // The key *at* PN belongs to no message (PN counts messages): drop it.
+                    drop(last);
                 }
                 let dh_out = dh(&self.self_ratchet, &header.ratchet_key)
                     .map_err(|_| RatchetError::NonContributory)?;

@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn evicts_oldest_when_full() {
         let mut store = SkippedKeys::default();
-        let keys = (0..MAX_SKIPPED_KEYS as u32 + 5)
+        let keys = (0..u32::try_from(MAX_SKIPPED_KEYS).unwrap() + 5)
             .map(|i| SkippedKey {
                 ratchet_key: [1; 32],
                 key: MessageKey::new([0; 32], i),

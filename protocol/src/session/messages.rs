@@ -82,7 +82,7 @@ impl PrekeyMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionMessage {
     /// Carries the key agreement (tag 0).
-    Prekey(PrekeyMessage),
+    Prekey(Box<PrekeyMessage>),
     /// A message of an established session (tag 1).
     Ratchet(RatchetMessage),
 }

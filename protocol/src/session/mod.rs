@@ -107,10 +107,10 @@ impl Session {
         })?;
         let message = RatchetMessage::new(header, ciphertext);
         Ok(match &self.pending {
-            Some(init) => SessionMessage::Prekey(PrekeyMessage {
+            Some(init) => SessionMessage::Prekey(Box::new(PrekeyMessage {
                 init: init.clone(),
                 message,
-            }),
+            })),
             None => SessionMessage::Ratchet(message),
         })
     }

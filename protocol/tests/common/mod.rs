@@ -1,6 +1,7 @@
 //! Shared fixtures for the protocol integration tests: devices with certificates and prekeys,
 //! built from a seeded RNG so failures reproduce.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kith_protocol::rand_core::SeedableRng;
 use kith_protocol::*;
