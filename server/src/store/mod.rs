@@ -1,0 +1,174 @@
+//! Storage: the [`Store`] trait the relay needs, and its engines.
+//!
+//! One trait, one folder per engine. [`SledStore`] (`sled/`) is the embedded default; a
+//! PostgreSQL engine (issue #6) implements the same trait. Every engine runs the same
+//! `conformance` suite (a module built for tests and with the `conformance` feature).
+//!
+//! ## What the store keeps (ARCHITECTURE.md, "What the relay may know and keep")
+//!
+//! Accounts (handle, account key), devices (certificate), prekeys, invites (SHA-256 of the
+//! token only), and mailbox entries: recipient device, opaque body, optional per-recipient part,
+//! arrival time, expiry. It keeps **no sender** for an envelope. To recognise a retried send it
+//! keeps an [`IdempotencyKey`] (32 opaque bytes the relay derives, see there for the choices
+//! and their privacy trade-off) for a short retry window.
+//!
+//! ## Guarantees every engine gives
+//!
+//! - **Durable before answering.** Every method that changes data returns `Ok` only once the
+//!   change is durable (sled: after a group-commit flush that covers it; PostgreSQL: after
+//!   commit). The relay may answer "accepted" as soon as `enqueue` returns.
+//! - **Atomic.** Account creation and invite use-up happen together or not at all; an enqueue
+//!   stores everything (body, every entry, idempotency record) or nothing.
+//! - **Exactly once.** Each one-time prekey is returned by [`Store::take_bundle_material`] to one
+//!   caller only, however many run concurrently.
+//! - **No panics on stored bytes.** Undecodable records give [`StoreError::Corrupt`].
+//! - **No clock.** Times are Unix seconds passed by the caller.
+//!
+//! ## Futures
+//!
+//! Methods are written `fn …(…) -> impl Future<Output = …> + Send` rather than `async fn` so the
+//! trait promises `Send` futures and the relay can call the store from `tokio::spawn`ed tasks.
+//! An engine implements them with plain `async fn` (the compiler checks they are `Send`).
+//! Generic code takes `S: Store` (no `dyn`: one engine is chosen at start).
+
+use std::future::Future;
+
+use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod error;
+mod sled;
+mod types;
+
+pub use self::error::StoreError;
+pub use self::sled::{SledOptions, SledStore};
+pub use self::types::{
+    Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
+    IdempotencyKey, InviteTokenHash, MailboxLimits, NewAccount, PrekeyCounts, Prekeys, QueueStats,
+    Receipt, Recipient, StoreStats,
+};
+
+/// Everything the relay stores, behind one interface. See the [module docs](self) for the
+/// guarantees every implementation gives.
+pub trait Store: Send + Sync + 'static {
+    // ---- accounts and devices ----
+
+    /// Creates an account with its first device and, if given, uses up one use of the invite,
+    /// atomically. Errors: [`StoreError::InviteInvalid`] (unknown, expired at `now`, used up),
+    /// [`StoreError::HandleTaken`], [`StoreError::AccountExists`], [`StoreError::DeviceExists`].
+    fn create_account(
+        &self,
+        new: NewAccount,
+    ) -> impl Future<Output = Result<Account, StoreError>> + Send;
+
+    /// The account with this (normalised) handle.
+    fn account_by_handle(
+        &self,
+        handle: &str,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// The account with this key.
+    fn account_by_key(
+        &self,
+        account_key: &AccountPublicKey,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// Adds a device, certified by an existing account's key, to that account. Errors:
+    /// [`StoreError::AccountNotFound`], [`StoreError::TooManyDevices`],
+    /// [`StoreError::DeviceExists`].
+    fn add_device(
+        &self,
+        certificate: &VerifiedCertificate,
+        added_at: u64,
+    ) -> impl Future<Output = Result<Account, StoreError>> + Send;
+
+    /// The device with this id.
+    fn device(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, StoreError>> + Send;
+
+    /// The devices of an account, in the order added ([`StoreError::AccountNotFound`]).
+    fn devices_of(
+        &self,
+        account_key: &AccountPublicKey,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, StoreError>> + Send;
+
+    // ---- prekeys ----
+
+    /// Replaces the signed and last-resort prekeys given and adds the one-time ones, all or
+    /// nothing. Errors: [`StoreError::DeviceNotFound`], [`StoreError::DuplicatePrekey`].
+    fn publish_prekeys(
+        &self,
+        device: DeviceId,
+        prekeys: Prekeys,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes what one bundle needs: the signed prekey, one one-time X25519 prekey (removed; none
+    /// when none is left) and one one-time KEM prekey (removed), or the last-resort KEM prekey
+    /// when none is left. Errors: [`StoreError::DeviceNotFound`], [`StoreError::PrekeysMissing`].
+    fn take_bundle_material(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<BundleMaterial, StoreError>> + Send;
+
+    /// How many prekeys the device has left ([`StoreError::DeviceNotFound`]).
+    fn prekey_counts(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<PrekeyCounts, StoreError>> + Send;
+
+    // ---- mailboxes ----
+
+    /// Stores a send: the body once, an entry per recipient. A repeated idempotency key stores
+    /// nothing and returns the first receipt (`duplicate: true`). If any recipient's mailbox
+    /// would exceed [`Enqueue::limits`], stores nothing: [`StoreError::MailboxFull`] (which
+    /// recipient is not said). An unknown recipient: [`StoreError::DeviceNotFound`].
+    fn enqueue(&self, send: Enqueue) -> impl Future<Output = Result<Receipt, StoreError>> + Send;
+
+    /// Up to `limit` entries of the device's queue with ids greater than `after`, in order.
+    fn list(
+        &self,
+        device: DeviceId,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, StoreError>> + Send;
+
+    /// Deletes the device's entries with these ids (unknown ids are ignored) and every body no
+    /// entry refers to any more. Returns how many entries were deleted.
+    fn ack(
+        &self,
+        device: DeviceId,
+        ids: &[DeliveryId],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes entries, idempotency records and invites whose expiry is `<= now`.
+    fn expire(&self, now: u64) -> impl Future<Output = Result<ExpireCounts, StoreError>> + Send;
+
+    /// Queue totals, for metrics. May scan: call it every few seconds, not per request.
+    fn queue_stats(&self) -> impl Future<Output = Result<QueueStats, StoreError>> + Send;
+
+    // ---- invites ----
+
+    /// Records an invite with `uses` uses, valid while `now < expires_at`. The same hash again
+    /// replaces the earlier invite.
+    fn create_invite(
+        &self,
+        token: InviteTokenHash,
+        uses: u32,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // ---- operations ----
+
+    /// Totals for `kith-relay stats`. May scan, like [`Store::queue_stats`].
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+
+    /// Returns once everything written before the call is durable.
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Flushes a last time and stops background work; later writes fail with
+    /// [`StoreError::Closed`]. Call it on shutdown after in-flight requests have finished.
+    fn close(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

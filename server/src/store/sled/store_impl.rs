@@ -1,0 +1,135 @@
+//! [`Store`] for [`SledStore`]: each write runs its sled operation, then waits for the group
+//! commit that makes it durable.
+
+use std::sync::atomic::Ordering;
+
+use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
+
+use super::SledStore;
+use crate::store::{
+    Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
+    InviteTokenHash, NewAccount, PrekeyCounts, Prekeys, QueueStats, Receipt, Store, StoreError,
+    StoreStats,
+};
+
+impl Store for SledStore {
+    async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
+        self.check_open()?;
+        let account = self.trees.create_account(&new)?;
+        self.commit.durable().await?;
+        Ok(account)
+    }
+
+    async fn account_by_handle(&self, handle: &str) -> Result<Option<Account>, StoreError> {
+        self.trees.account_by_handle(handle)
+    }
+
+    async fn account_by_key(
+        &self,
+        account_key: &AccountPublicKey,
+    ) -> Result<Option<Account>, StoreError> {
+        self.trees.account_by_key(account_key)
+    }
+
+    async fn add_device(
+        &self,
+        certificate: &VerifiedCertificate,
+        added_at: u64,
+    ) -> Result<Account, StoreError> {
+        self.check_open()?;
+        let account = self.trees.add_device(certificate, added_at)?;
+        self.commit.durable().await?;
+        Ok(account)
+    }
+
+    async fn device(&self, device: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        self.trees.device(&device)
+    }
+
+    async fn devices_of(
+        &self,
+        account_key: &AccountPublicKey,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.trees.devices_of(account_key)
+    }
+
+    async fn publish_prekeys(&self, device: DeviceId, prekeys: Prekeys) -> Result<(), StoreError> {
+        self.check_open()?;
+        self.trees.publish_prekeys(&device, &prekeys)?;
+        self.commit.durable().await
+    }
+
+    async fn take_bundle_material(&self, device: DeviceId) -> Result<BundleMaterial, StoreError> {
+        self.check_open()?;
+        let (material, taken) = self.trees.take_bundle_material(&device)?;
+        // A one-time key handed out must stay handed out after a crash.
+        if taken {
+            self.commit.durable().await?;
+        }
+        Ok(material)
+    }
+
+    async fn prekey_counts(&self, device: DeviceId) -> Result<PrekeyCounts, StoreError> {
+        self.trees.prekey_counts(&device)
+    }
+
+    async fn enqueue(&self, send: Enqueue) -> Result<Receipt, StoreError> {
+        self.check_open()?;
+        let receipt = self.trees.enqueue(&send)?;
+        // A duplicate waits too: the first copy may not be flushed yet.
+        self.commit.durable().await?;
+        Ok(receipt)
+    }
+
+    async fn list(
+        &self,
+        device: DeviceId,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.trees.list(&device, after, limit)
+    }
+
+    async fn ack(&self, device: DeviceId, ids: &[DeliveryId]) -> Result<u64, StoreError> {
+        self.check_open()?;
+        let removed = self.trees.ack(&device, ids)?;
+        self.commit.durable().await?;
+        Ok(removed)
+    }
+
+    async fn expire(&self, now: u64) -> Result<ExpireCounts, StoreError> {
+        self.check_open()?;
+        let counts = self.trees.expire(now)?;
+        self.commit.durable().await?;
+        Ok(counts)
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        self.trees.queue_stats()
+    }
+
+    async fn create_invite(
+        &self,
+        token: InviteTokenHash,
+        uses: u32,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        self.check_open()?;
+        self.trees.create_invite(&token, uses, expires_at)?;
+        self.commit.durable().await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.trees.stats()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.check_open()?;
+        self.commit.durable().await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.commit.close().await
+    }
+}

@@ -1,0 +1,267 @@
+//! The conformance suite on sled, and sled-only checks: damaged bytes, directory lock, layout
+//! version, group commit.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tempfile::TempDir;
+
+use super::codec::{SCHEMA_KEY, entry_key};
+use super::{SledOptions, SledStore};
+use crate::store::conformance::{self, NOW, register, rng};
+use crate::store::{
+    Enqueue, IdempotencyKey, InviteTokenHash, MailboxLimits, Recipient, Store, StoreError,
+};
+
+fn open(dir: &TempDir) -> SledStore {
+    let options = SledOptions {
+        cache_capacity: 8 * 1024 * 1024,
+    };
+    SledStore::open(dir.path(), options).unwrap()
+}
+
+macro_rules! conformance_cases {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let dir = tempfile::tempdir().unwrap();
+            conformance::$case(open(&dir)).await;
+        }
+    )*};
+}
+
+conformance_cases!(
+    account_and_handle_uniqueness,
+    add_devices_up_to_limit,
+    invites_valid_exhausted_expired,
+    invite_use_is_atomic,
+    prekeys_publish_and_count,
+    bundle_material_is_handed_out_once,
+    enqueue_list_ack,
+    enqueue_is_idempotent,
+    mailbox_quota_is_all_or_nothing,
+    expiry_deletes_entries_bodies_and_keys,
+    concurrent_enqueues_keep_order,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::durability_across_reopen(|| std::future::ready(open(&dir))).await;
+}
+
+fn send(key: u8, recipient: kith_protocol::DeviceId) -> Enqueue {
+    Enqueue {
+        idempotency_key: IdempotencyKey([key; 32]),
+        body: vec![key; 64],
+        recipients: vec![Recipient {
+            device: recipient,
+            part: None,
+        }],
+        arrived_at: NOW,
+        expires_at: NOW + 100,
+        idempotent_until: NOW + 100,
+        limits: MailboxLimits {
+            max_entries: 100_000,
+            max_bytes: 1 << 30,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_open_of_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let second = SledStore::open(dir.path(), SledOptions::default());
+    let err = second.unwrap_err();
+    assert_eq!(err, StoreError::InUse);
+    assert_eq!(
+        err.to_string(),
+        "data directory is in use by another kith-relay process"
+    );
+    store.close().await.unwrap();
+}
+
+#[test]
+fn open_outside_a_runtime_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_layout_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .trees()
+        .meta
+        .insert(SCHEMA_KEY, &99u32.to_be_bytes())
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let err = SledStore::open(dir.path(), SledOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_records_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(30);
+    let a = register(&store, "victim", &mut rng).await;
+    store
+        .publish_prekeys(a.id(), a.prekeys(1, 1, 1, &mut rng))
+        .await
+        .unwrap();
+    store.enqueue(send(1, a.id())).await.unwrap();
+    let token = InviteTokenHash::of(b"t");
+    store.create_invite(token, 2, NOW + 10).await.unwrap();
+    let trees = store.trees();
+    let key = *a.certificate.account_key();
+    let id = a.id();
+
+    // A valid record with one trailing byte is damaged too.
+    let account = trees.accounts.get(key.as_bytes()).unwrap().unwrap();
+    let mut longer = account.to_vec();
+    longer.push(0);
+    trees.accounts.insert(key.as_bytes(), longer).unwrap();
+    let err = store.account_by_handle("victim").await.unwrap_err();
+    assert_eq!(err, StoreError::Corrupt("account"));
+    assert_eq!(err.to_string(), "corrupt stored account");
+
+    let garbage = [0xFFu8; 7];
+    trees.handles.insert(b"victim", &garbage).unwrap();
+    assert_eq!(
+        store.account_by_handle("victim").await,
+        Err(StoreError::Corrupt("handle"))
+    );
+    trees.devices.insert(id.as_bytes(), &garbage).unwrap();
+    assert_eq!(store.device(id).await, Err(StoreError::Corrupt("device")));
+    trees
+        .signed_prekeys
+        .insert(id.as_bytes(), &garbage)
+        .unwrap();
+    assert_eq!(
+        store.take_bundle_material(id).await,
+        Err(StoreError::Corrupt("signed prekey"))
+    );
+    trees.entries.insert(entry_key(&id, 1), &garbage).unwrap();
+    assert_eq!(
+        store.list(id, None, 10).await,
+        Err(StoreError::Corrupt("mailbox entry"))
+    );
+    assert_eq!(
+        store.ack(id, &[1]).await,
+        Err(StoreError::Corrupt("mailbox entry"))
+    );
+    trees.mailboxes.insert(id.as_bytes(), &garbage).unwrap();
+    assert_eq!(
+        store.enqueue(send(2, id)).await,
+        Err(StoreError::Corrupt("mailbox"))
+    );
+    assert_eq!(
+        store.queue_stats().await,
+        Err(StoreError::Corrupt("mailbox"))
+    );
+    trees.invites.insert(token.0, &garbage).unwrap();
+    let other =
+        conformance::TestDevice::new(&kith_protocol::AccountKeyPair::generate(&mut rng), &mut rng);
+    let new = conformance::new_account("other", &other, Some(token));
+    assert_eq!(
+        store.create_account(new).await.unwrap_err(),
+        StoreError::Corrupt("invite")
+    );
+    trees.expiry.insert([0u8; 3], &[][..]).unwrap();
+    assert_eq!(
+        store.expire(NOW).await,
+        Err(StoreError::Corrupt("expiry index key"))
+    );
+    store.close().await.unwrap();
+}
+
+/// Many concurrent senders share flushes: far fewer flushes than writes. Prints throughput
+/// (run with `--nocapture` to see it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_flushes() {
+    const TASKS: usize = 50;
+    const PER_TASK: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    let a = register(&*store, "sink", &mut rng(31)).await;
+    let id = a.id();
+    let before = store.flush_count();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..PER_TASK {
+                    let mut s = send(0, id);
+                    s.idempotency_key.0[..8]
+                        .copy_from_slice(&((t * PER_TASK + i) as u64).to_be_bytes());
+                    store.enqueue(s).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let writes = (TASKS * PER_TASK) as u64;
+    let flushes = store.flush_count() - before;
+    eprintln!(
+        "group commit: {writes} durable enqueues from {TASKS} tasks in {elapsed:?} \
+         ({:.0}/s), {flushes} flushes",
+        writes as f64 / elapsed.as_secs_f64()
+    );
+    assert!(
+        flushes * 4 < writes,
+        "{flushes} flushes for {writes} writes"
+    );
+    assert_eq!(store.queue_stats().await.unwrap().entries, writes);
+    store.close().await.unwrap();
+}
+
+/// Set in the child process of [`accepted_writes_survive_a_crash`]: the data directory.
+const CRASH_CHILD_DIR: &str = "KITH_RELAY_TEST_CRASH_CHILD_DIR";
+
+/// Writes that returned survive the process dying right after, without `close` or any
+/// destructor: the test re-runs itself as a child that enqueues concurrently and then calls
+/// `process::exit`, and the parent reopens the directory. sled's own periodic flush is off, so
+/// only the group commit can have made these writes durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_writes_survive_a_crash() {
+    const SENDS: u8 = 40;
+    if let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) {
+        let store = Arc::new(SledStore::open(&dir, SledOptions::default()).unwrap());
+        let a = register(&*store, "crash", &mut rng(32)).await.id();
+        let tasks: Vec<_> = (0..SENDS)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.enqueue(send(i, a)).await.unwrap() })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::sled::tests::accepted_writes_survive_a_crash",
+            "--exact",
+        ])
+        .env(CRASH_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "child failed: {status}");
+    let store = open(&dir);
+    let account = store.account_by_handle("crash").await.unwrap().unwrap();
+    let listed = store.list(account.devices[0], None, 100).await.unwrap();
+    assert_eq!(listed.len(), usize::from(SENDS));
+    store.close().await.unwrap();
+}
