@@ -102,6 +102,9 @@ pub mod labels {
     pub const SEALED_SENDER_AD: &[u8] = b"Kith-v1 sealed";
     /// Prefix of the bytes a device signs to authenticate to a relay.
     pub const RELAY_AUTH: &[u8] = b"Kith-v1 relay auth";
+    /// TLS exporter label (RFC 8446 §7.5, RFC 5705) for the 32-byte channel binding that a
+    /// device includes in its relay authentication when it speaks TLS to the relay directly.
+    pub const TLS_EXPORTER: &[u8] = b"EXPORTER-Kith-v1 channel binding";
     /// Prefix of the safety-number fingerprint hash input.
     pub const SAFETY_NUMBER: &[u8] = b"Kith-v1 safety number";
 }

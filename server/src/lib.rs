@@ -5,20 +5,21 @@
 //! blind as practical about who talks to whom (ARCHITECTURE.md, "What the relay may know and
 //! keep").
 //!
-//! ## What exists so far
+//! ## Layout
 //!
-//! Only the **storage layer**, [`store`]: the [`store::Store`] trait (accounts, devices,
-//! prekeys with exactly-once one-time hand-out, mailboxes with durable append, list,
-//! delete-on-ack and expiry, invites), its embedded engine [`store::SledStore`] with group
-//! commit, and an engine-generic conformance suite (`store::conformance`, built for tests and
-//! with the `conformance` feature).
-//!
-//! ## Not built yet (issue #3 continues)
-//!
-//! The network relay: TLS and WebSocket server, device authentication, registration and the
-//! request handlers, limits, metrics, and the `kith-relay serve` / `invite` / `stats` /
-//! `check-config` command line. This crate has no binary yet. The PostgreSQL engine is issue
-//! #6.
+//! - [`store`]: the [`store::Store`] trait and its engines (sled; PostgreSQL is issue #6).
+//! - [`relay`]: the network relay — TLS, WebSocket, device authentication, requests, delivery.
+//! - [`config`]: the TOML configuration with `KITH_RELAY_*` overrides.
+//! - [`tls`]: certificates, including the self-signed development certificate.
+//! - [`admin`]: the loopback admin listener (`/healthz`, `/metrics`, invites, stats).
+//! - [`metrics`]: metric names.
+//! - [`service`]: starts and stops everything; `main.rs` only parses arguments and calls it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod config;
+pub mod metrics;
+pub mod relay;
+pub mod service;
 pub mod store;
+pub mod tls;

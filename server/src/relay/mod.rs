@@ -1,0 +1,5 @@
+//! The network relay: TLS, WebSocket, authentication, requests, live delivery. Being written.
+
+mod settings;
+
+pub use settings::{Registration, RelaySettings};
