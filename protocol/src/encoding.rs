@@ -62,6 +62,19 @@ pub(crate) fn encode_zeroizing<T: Serialize + ?Sized>(value: &T) -> Zeroizing<Ve
     out
 }
 
+/// Like [`encode_zeroizing`], in a zeroizing buffer whose capacity is `capacity(len)` for an
+/// encoding of `len` bytes, so the caller can append (e.g. padding) without reallocating.
+pub(crate) fn encode_zeroizing_with_capacity<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: impl FnOnce(usize) -> usize,
+) -> Zeroizing<Vec<u8>> {
+    let len = encoded_len(value);
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity(len).max(len)));
+    out.resize(len, 0);
+    write_into(value, &mut out);
+    out
+}
+
 // Serialising Kith's own types cannot fail: every sequence has a known length, no `Serialize`
 // impl in this crate returns a custom error, and the buffer is sized by a first pass. postcard
 // fails only in those cases, so these `expect`s document invariants of the crate.

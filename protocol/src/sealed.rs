@@ -99,7 +99,9 @@ pub fn seal<R: CryptoRng + ?Sized>(
         recipient_device: recipient.device_id(),
         message: message.clone(),
     };
-    let mut plaintext = encoding::encode_zeroizing(&content);
+    // Sized for the padding up front so padding never reallocates (and so never leaves an
+    // unzeroized copy of the plaintext behind).
+    let mut plaintext = encoding::encode_zeroizing_with_capacity(&content, padding::padded_len);
     let len = ENVELOPE_OVERHEAD + padding::padded_len(plaintext.len());
     if len > MAX_BODY_LEN {
         return Err(SealError::TooLarge {
@@ -107,9 +109,6 @@ pub fn seal<R: CryptoRng + ?Sized>(
             max: MAX_BODY_LEN,
         });
     }
-    // Reserve first so padding does not reallocate and leave an unzeroized copy behind.
-    let padding_len = padding::padded_len(plaintext.len()) - plaintext.len();
-    plaintext.reserve_exact(padding_len);
     padding::pad(&mut plaintext);
     let ephemeral = StaticSecret::random_from_rng(rng);
     let ephemeral_public = public_of(&ephemeral);

@@ -37,7 +37,7 @@ pub struct Session {
 impl Session {
     /// Starts a session with the device of a verified bundle (PQXDH initiator, SPEC.md §5.2).
     ///
-    /// `local_certificate` must certify `local_device`.
+    /// `local_certificate` must certify `local_device` (both its identity and signing keys).
     pub fn initiate<R: CryptoRng + ?Sized>(
         local_device: &DeviceKeyPair,
         local_certificate: &VerifiedCertificate,
@@ -194,7 +194,9 @@ fn check_local(
     device: &DeviceKeyPair,
     certificate: &VerifiedCertificate,
 ) -> Result<(), SessionCreationError> {
-    if certificate.identity_key() != &device.identity_public() {
+    if certificate.identity_key() != &device.identity_public()
+        || certificate.signing_key() != &device.signing_public()
+    {
         return Err(SessionCreationError::LocalCertificateMismatch);
     }
     Ok(())
