@@ -50,7 +50,7 @@ pub use rand_core;
 mod safety;
 pub mod wire;
 
-// RESTORE: pub use safety::{SafetyNumber, SafetyNumberError};
+pub use safety::{SafetyNumber, SafetyNumberError};
 pub use sealed::{OpenError, OpenedEnvelope, SealError, open, seal};
 pub use session::{
     DecryptError, EncryptError, PeerIdentity, PrekeyMessage, RatchetMessage, Session,

@@ -187,21 +187,30 @@ impl DoubleRatchet {
         }
     }
 
+    /// Applies a staged decryption. Everything fallible (the sending half of a DH ratchet step)
+    /// is computed before the first field changes, so an error leaves the state untouched.
     fn commit<R: CryptoRng + ?Sized>(
         &mut self,
         staged: Staged,
         header: Header,
         rng: &mut R,
     ) -> Result<(), RatchetError> {
+        // DH ratchet step, sending half: PN = Ns, new DHs, RK, CKs = KDF_RK(RK, DH(DHs, DHr)).
+        let step = match staged.new_root {
+            Some(root) => {
+                let self_ratchet = StaticSecret::random_from_rng(rng);
+                let dh_out = dh(&self_ratchet, &header.ratchet_key)
+                    .map_err(|_| RatchetError::NonContributory)?;
+                let (root, sending) = root.advance(&dh_out);
+                Some((self_ratchet, root, sending))
+            }
+            None => None,
+        };
         self.skipped.extend(staged.skipped);
         self.receiving = Some(staged.receiving);
-        if let Some(root) = staged.new_root {
-            // DH ratchet step, sending half: PN = Ns, new DHs, RK, CKs = KDF_RK(RK, DH(DHs, DHr)).
+        if let Some((self_ratchet, root, sending)) = step {
             self.previous_chain_length = self.sending.as_ref().map_or(0, ChainKey::index);
-            self.self_ratchet = StaticSecret::random_from_rng(rng);
-            let dh_out = dh(&self.self_ratchet, &header.ratchet_key)
-                .map_err(|_| RatchetError::NonContributory)?;
-            let (root, sending) = root.advance(&dh_out);
+            self.self_ratchet = self_ratchet;
             self.root = root;
             self.sending = Some(sending);
         }

@@ -31,6 +31,7 @@
 //! - `ratchet.json`: a session's first five messages, both ways, one reordered (§6);
 //! - `sealed_sender.json`: one sealed envelope (§7);
 //! - `padding.json`: padded lengths and padded bytes (§7.3);
+//! - `safety_number.json`: both parties' digits, fingerprints and scannable forms (§8);
 //! - `wire.json`: every client request, server frame and error kind, the auth transcript (§9).
 
 mod certificate;
@@ -39,6 +40,7 @@ mod padding;
 mod pqxdh;
 mod ratchet;
 mod ratchet_spec;
+mod safety_number;
 mod sealed_sender;
 mod wire;
 mod wire_frames;
