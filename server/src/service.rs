@@ -1,1 +1,415 @@
-//! Being written.
+//! Starts and stops a whole relay: data directory, store, TLS, client and admin listeners.
+//!
+//! [`start`] returns a [`Running`] relay; [`Running::shutdown`] drains and closes it. The
+//! binary uses them with [`Signals`]; tests use them in-process (several relays in one process
+//! work, each with its own data directory; the metrics recorder is shared).
+//!
+//! Layout of the data directory (mode 0700):
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `sled/` | the database ([`STORE_DIR`]) |
+//! | `tls/cert.pem`, `tls/key.pem` | the development certificate, if no certificate is configured |
+//! | `admin.json` | admin URL and token while the relay runs (0600), removed on clean shutdown |
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState, AdminToken};
+use crate::config::{Config, ConfigError, LogFormat, TlsMode};
+use crate::relay::{Registration, Relay, RelayHandle};
+use crate::store::{SledOptions, SledStore, Store, StoreError, StoreStats};
+use crate::tls::{self, CertificateKind, ServerTls, TlsError};
+
+/// The database's directory inside the data directory.
+pub const STORE_DIR: &str = "sled";
+
+/// How often the metrics recorder's histograms are drained.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Why the relay could not start or stop cleanly. Says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store failed to open or to close.
+    #[error("store in {}: {source}{hint}", path.display())]
+    Store {
+        /// The database directory.
+        path: PathBuf,
+        /// The store's error.
+        source: StoreError,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}; choose another address with {flag}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The flag that sets it.
+        flag: &'static str,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// Another I/O step failed (`admin.json`, signals, randomness, a task).
+    #[error("{what}: {reason}")]
+    Other {
+        /// The step.
+        what: &'static str,
+        /// What happened.
+        reason: String,
+    },
+}
+
+fn other(what: &'static str, reason: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Other {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// A running relay. Dropping it without [`Running::shutdown`] leaves its tasks running until
+/// the runtime stops and `admin.json` in place.
+#[derive(Debug)]
+pub struct Running {
+    config: Config,
+    relay_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    tls: Option<ServerTls>,
+    store: Arc<SledStore>,
+    relay: RelayHandle,
+    shutdown: CancellationToken,
+    relay_task: JoinHandle<Result<(), String>>,
+    admin_task: JoinHandle<io::Result<()>>,
+    upkeep_task: JoinHandle<()>,
+}
+
+/// Starts a relay: validates `config`, creates the data directory, sets up TLS, opens the
+/// store, binds both listeners (port 0 picks a free port: see [`Running::relay_addr`]),
+/// writes `admin.json` and spawns the relay and the admin listener.
+pub async fn start(config: Config) -> Result<Running, ServiceError> {
+    config.validate()?;
+    let metrics = crate::metrics::install();
+    let data_dir = config.data_dir.clone();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .map_err(|source| ServiceError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let tls = match (config.tls, &config.tls_cert, &config.tls_key) {
+        (TlsMode::OffBehindProxy, _, _) => None,
+        (TlsMode::On, Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+        (TlsMode::On, _, _) => Some(tls::development(&data_dir, &config.relay_name)?),
+    };
+    let store = Arc::new(open_store(&config)?);
+    match bind_and_spawn(config, tls, Arc::clone(&store), metrics).await {
+        Ok(running) => Ok(running),
+        Err(e) => {
+            if let Err(close) = store.close().await {
+                tracing::warn!(error = %close, "closing the store after a failed start");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn open_store(config: &Config) -> Result<SledStore, ServiceError> {
+    let path = config.data_dir.join(STORE_DIR);
+    let options = SledOptions {
+        cache_capacity: config.sled_cache_mb.saturating_mul(1024 * 1024),
+    };
+    SledStore::open(&path, options).map_err(|source| {
+        let hint = match source {
+            StoreError::InUse => {
+                " (another kith-relay uses this data directory: stop it, or give this one \
+                 another --data)"
+            }
+            _ => "",
+        };
+        ServiceError::Store { path, source, hint }
+    })
+}
+
+async fn bind_and_spawn(
+    config: Config,
+    tls: Option<ServerTls>,
+    store: Arc<SledStore>,
+    metrics: PrometheusHandle,
+) -> Result<Running, ServiceError> {
+    let relay_listener = bind(config.listen, "client listener", "--listen").await?;
+    let admin_listener = bind(config.admin_listen, "admin listener", "--admin-listen").await?;
+    let relay_addr = local_addr(&relay_listener)?;
+    let admin_addr = local_addr(&admin_listener)?;
+    let token = AdminToken::generate().map_err(|e| other("generating the admin token", e))?;
+    admin::write_admin_file(&config.data_dir, admin_addr, &token)
+        .map_err(|e| other("writing admin.json", e))?;
+
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(Arc::clone(&store), config.relay_settings());
+    let handle = relay.handle();
+    let server_config = tls.as_ref().map(|t| Arc::clone(&t.config));
+    let relay_token = shutdown.clone();
+    let relay_task = tokio::spawn(async move {
+        let result = relay
+            .serve(relay_listener, server_config, relay_token.clone())
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "relay stopped; shutting down");
+            relay_token.cancel();
+        }
+        result
+    });
+    let state = Arc::new(AdminState {
+        store: Arc::clone(&store),
+        relay: handle.clone(),
+        token,
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let admin_task = tokio::spawn(
+        axum::serve(admin_listener, admin::router(state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    let upkeep_task = tokio::spawn(upkeep(metrics, shutdown.clone()));
+    tracing::info!(%relay_addr, %admin_addr, registration = ?config.registration, "relay started");
+    Ok(Running {
+        config,
+        relay_addr,
+        admin_addr,
+        tls,
+        store,
+        relay: handle,
+        shutdown,
+        relay_task,
+        admin_task,
+        upkeep_task,
+    })
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, ServiceError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            what,
+            addr,
+            flag,
+            source,
+        })
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
+    listener
+        .local_addr()
+        .map_err(|e| other("reading the bound address", e))
+}
+
+async fn upkeep(metrics: PrometheusHandle, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+        metrics.run_upkeep();
+    }
+}
+
+impl Running {
+    /// The client listener's address (the actual port when 0 was configured).
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.relay_addr
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The certificate file's PEM text (with the development certificate: what clients must
+    /// trust); `None` when TLS is off.
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.tls.as_ref().map(|t| t.certificate_pem.clone())
+    }
+
+    /// SHA-256 fingerprint of the leaf certificate; `None` when TLS is off.
+    pub fn certificate_fingerprint(&self) -> Option<String> {
+        self.tls.as_ref().map(|t| t.fingerprint.clone())
+    }
+
+    /// The configuration the relay runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Live connection counts.
+    pub fn relay_handle(&self) -> RelayHandle {
+        self.relay.clone()
+    }
+
+    /// The store, e.g. for tests that check what was stored.
+    pub fn store(&self) -> &Arc<SledStore> {
+        &self.store
+    }
+
+    /// The store's totals.
+    pub async fn store_stats(&self) -> Result<StoreStats, StoreError> {
+        self.store.stats().await
+    }
+
+    /// Cancelled when shutdown begins, including when the relay fails by itself.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the relay: stops accepting, lets connections finish their request and close,
+    /// stops the admin listener, flushes and closes the store, and removes `admin.json`. Every
+    /// step runs even if an earlier one failed; the first failure is returned.
+    pub async fn shutdown(self) -> Result<(), ServiceError> {
+        self.shutdown.cancel();
+        let mut first = None;
+        let relay = self.relay_task.await.map_err(|e| e.to_string()).flatten();
+        if let Err(e) = relay {
+            first.get_or_insert(other("relay", e));
+        }
+        match self.admin_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => drop(first.get_or_insert(other("admin listener", e))),
+            Err(e) => drop(first.get_or_insert(other("admin listener", e))),
+        }
+        self.upkeep_task.abort();
+        let path = self.config.data_dir.join(STORE_DIR);
+        if let Err(source) = self.store.close().await {
+            let hint = "";
+            first.get_or_insert(ServiceError::Store { path, source, hint });
+        }
+        if let Err(e) = admin::remove_admin_file(&self.config.data_dir) {
+            first.get_or_insert(other("removing admin.json", e));
+        }
+        tracing::info!("relay stopped");
+        first.map_or(Ok(()), Err)
+    }
+
+    /// What an operator needs to know once the relay runs, one item per line.
+    pub fn banner(&self) -> String {
+        let data = self.config.data_dir.display();
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let mut out = format!("kith-relay {} is running\n", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "  listening:    {scheme}://{}", self.relay_addr);
+        let _ = writeln!(
+            out,
+            "  admin:        http://{} (/healthz, /metrics; token in {})",
+            self.admin_addr,
+            admin::AdminFile::path(&self.config.data_dir).display()
+        );
+        let _ = match self.config.registration {
+            Registration::Invite => writeln!(
+                out,
+                "  registration: invite (create one: kith-relay invite create --data {data})"
+            ),
+            Registration::Open => writeln!(out, "  registration: open (anyone can register)"),
+        };
+        let _ = writeln!(out, "  data:         {data}");
+        match &self.tls {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  tls:          off (plain WebSocket: only behind a TLS-terminating proxy)"
+                );
+            }
+            Some(t) => write_certificate(&mut out, t),
+        }
+        out
+    }
+}
+
+fn write_certificate(out: &mut String, tls: &ServerTls) {
+    let what = match tls.kind {
+        CertificateKind::Configured => "configured",
+        CertificateKind::DevelopmentCreated => "self-signed development certificate, created now",
+        CertificateKind::DevelopmentReused => "self-signed development certificate",
+    };
+    let _ = writeln!(out, "  certificate:  {} ({what})", tls.cert_path.display());
+    let _ = writeln!(out, "  fingerprint:  SHA-256 {}", tls.fingerprint);
+}
+
+/// SIGTERM and SIGINT, installed before the relay starts so that a signal arriving during
+/// start-up is not lost (nor kills the process).
+#[derive(Debug)]
+pub struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> Result<Self, ServiceError> {
+        let install = |kind| signal(kind).map_err(|e| other("installing signal handlers", e));
+        Ok(Self {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; returns its name.
+    pub async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Sets up logging to standard error: `format` lines filtered by `level` (a `tracing` filter
+/// such as `info` or `kith_relay=debug,info`). Does nothing if a subscriber is already set.
+pub fn init_logging(format: LogFormat, level: &str) -> Result<(), ServiceError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| other("log_level", format!("{e}; write e.g. \"info\"")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    // An error means a subscriber exists already (e.g. in tests): keep it.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(())
+}
+
+/// The data directory's database path (for tools that open the store while the relay is
+/// stopped).
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(STORE_DIR)
+}

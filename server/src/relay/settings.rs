@@ -68,7 +68,10 @@ impl Default for RelaySettings {
             max_frame_len: MAX_FRAME_LEN,
             envelope_ttl: Duration::from_secs(30 * 24 * 3600),
             idempotency_window: Duration::from_secs(24 * 3600),
-            mailbox_limits: MailboxLimits { max_entries: 10_000, max_bytes: 256 * 1024 * 1024 },
+            mailbox_limits: MailboxLimits {
+                max_entries: 10_000,
+                max_bytes: 256 * 1024 * 1024,
+            },
             send_rate_per_second: 20,
             send_burst: 100,
             prekey_low_watermark: 20,

@@ -133,8 +133,10 @@ async fn run_flusher(
         };
         let target = tickets.written.load(Ordering::SeqCst);
         if stopping || target > state.borrow().flushed {
+            let started = std::time::Instant::now();
             match db.flush_async().await {
                 Ok(_) => {
+                    ::metrics::histogram!(crate::metrics::FLUSH_SECONDS).record(started.elapsed());
                     tickets.flushes.fetch_add(1, Ordering::Relaxed);
                     state.send_modify(|s| s.flushed = s.flushed.max(target));
                 }

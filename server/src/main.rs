@@ -1,0 +1,294 @@
+//! `kith-relay`: parses the command line and calls the library ([`kith_relay::service`],
+//! [`kith_relay::admin::client`], [`kith_relay::config`]). Exit codes: 0 success, 1 runtime
+//! error, 2 usage error.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kith_relay::admin::client::AdminClient;
+use kith_relay::admin::{CreateInvite, MAX_INVITE_USES, Stats};
+use kith_relay::config::{self, Config};
+use kith_relay::relay::Registration;
+use kith_relay::service::{self, Signals};
+
+const DEFAULT_DATA: &str = "./kith-data";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kith-relay",
+    version,
+    about = "The Kith relay: stores and forwards sealed messages for an organisation's devices."
+)]
+#[command(after_help = "Examples:
+  kith-relay serve                                  # ./kith-data, 127.0.0.1:7443, invite-only
+  kith-relay invite create --data ./kith-data       # while the relay runs
+  kith-relay stats --data ./kith-data
+  kith-relay check-config /etc/kith/relay.toml
+  kith-relay check-config --example > relay.toml    # a commented config with every key")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay until SIGTERM or SIGINT, then drain and exit 0.
+    Serve(ServeArgs),
+    /// Manage invites (needs a running relay).
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Print accounts, devices, queued envelopes and bytes, and connections of a running relay.
+    #[command(after_help = "Examples:
+  kith-relay stats                       # the relay on ./kith-data
+  kith-relay stats --data /var/lib/kith-relay --json
+  kith-relay stats --admin http://127.0.0.1:7444 --admin-token \"$TOKEN\"")]
+    Stats(StatsArgs),
+    /// Validate a config file (and KITH_RELAY_* variables) and explain every error.
+    #[command(
+        after_help = "Exit status 0 when the configuration is valid, 1 otherwise.
+Environment variables KITH_RELAY_<KEY> are applied on top of the file, as `serve` does.
+
+Examples:
+  kith-relay check-config /etc/kith/relay.toml
+  kith-relay check-config --example > relay.toml"
+    )]
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Settings come from, weakest first: defaults, the config file, \
+KITH_RELAY_<KEY> environment variables, these flags. With no certificate the relay creates a \
+self-signed development certificate in <data>/tls/ on first start and prints its SHA-256 \
+fingerprint. While running, <data>/admin.json (0600) holds the admin URL and token that \
+`invite create` and `stats` use.
+
+Examples:
+  kith-relay serve
+  kith-relay serve --data /var/lib/kith-relay --listen 0.0.0.0:7443 \\
+      --tls-cert /etc/kith/fullchain.pem --tls-key /etc/kith/privkey.pem
+  KITH_RELAY_REGISTRATION=open kith-relay serve --config relay.toml"
+)]
+struct ServeArgs {
+    /// Config file (TOML; `kith-relay check-config --example` prints one).
+    #[arg(long, value_name = "FILE", env = config::CONFIG_ENV)]
+    config: Option<PathBuf>,
+    /// Data directory: database, development certificate, admin.json [default: ./kith-data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Address for clients (wss) [default: 127.0.0.1:7443].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Address of the admin listener (plain http, loopback) [default: 127.0.0.1:7444].
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Who may register [default: invite].
+    #[arg(long, value_enum)]
+    registration: Option<RegistrationArg>,
+    /// PEM certificate chain, server certificate first (with --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RegistrationArg {
+    /// Only holders of an invite token.
+    Invite,
+    /// Anyone who can reach the relay.
+    Open,
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Create an invite token; prints it alone on the last line.
+    #[command(after_help = "The token is shown once; the relay keeps only its hash.
+
+Examples:
+  kith-relay invite create
+  kith-relay invite create --data /var/lib/kith-relay --uses 5 --expires 2d
+  kith-relay invite create --admin http://127.0.0.1:7444 --admin-token \"$TOKEN\"")]
+    Create(InviteCreateArgs),
+}
+
+/// How the command line reaches the running relay.
+#[derive(Debug, Args)]
+struct AdminTarget {
+    /// Data directory of the running relay; its admin.json gives the admin URL and token
+    /// [default: ./kith-data].
+    #[arg(long, value_name = "DIR", conflicts_with = "admin")]
+    data: Option<PathBuf>,
+    /// Admin URL instead of --data, e.g. http://127.0.0.1:7444 (with --admin-token).
+    #[arg(long, value_name = "URL", requires = "admin_token")]
+    admin: Option<String>,
+    /// Admin token for --admin (the "token" in the relay's admin.json).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KITH_RELAY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct InviteCreateArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// How many accounts may register with this token.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_INVITE_USES)))]
+    uses: u32,
+    /// How long the token stays valid, e.g. 1h, 2d, 30d (at most 365d).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    expires: Duration,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckConfigArgs {
+    /// The config file to check.
+    #[arg(value_name = "FILE", required_unless_present = "example")]
+    file: Option<PathBuf>,
+    /// Print a commented example config with every key at its default, and exit.
+    #[arg(long, conflicts_with = "file")]
+    example: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e}; write e.g. 12h, 7d or 30d"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // First thing: rustls's process-wide provider. An Err means one is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Invite(InviteCommand::Create(args)) => invite_create(args).await,
+        Command::Stats(args) => stats(args).await,
+        Command::CheckConfig(args) => check_config(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    config.listen = args.listen.unwrap_or(config.listen);
+    config.admin_listen = args.admin_listen.unwrap_or(config.admin_listen);
+    if let Some(registration) = args.registration {
+        config.registration = match registration {
+            RegistrationArg::Invite => Registration::Invite,
+            RegistrationArg::Open => Registration::Open,
+        };
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+    }
+    config.validate()?;
+    service::init_logging(config.log_format, &config.log_level)?;
+    let mut signals = Signals::install()?;
+    let running = service::start(config).await?;
+    print!("{}", running.banner());
+    std::io::stdout().flush()?;
+    let failed = running.shutdown_token();
+    tokio::select! {
+        signal = signals.wait() => tracing::info!(signal, "shutting down: draining connections"),
+        () = failed.cancelled() => {}
+    }
+    running.shutdown().await?;
+    Ok(())
+}
+
+impl AdminTarget {
+    fn client(&self) -> anyhow::Result<AdminClient> {
+        Ok(match (&self.admin, &self.admin_token) {
+            (Some(url), Some(token)) => AdminClient::new(url, token)?,
+            (Some(_), None) => bail!("--admin needs --admin-token (or KITH_RELAY_ADMIN_TOKEN)"),
+            (None, _) => {
+                let data = self.data.as_deref().unwrap_or(Path::new(DEFAULT_DATA));
+                AdminClient::from_data_dir(data)?
+            }
+        })
+    }
+}
+
+async fn invite_create(args: InviteCreateArgs) -> anyhow::Result<()> {
+    let client = args.target.client()?;
+    let request = CreateInvite {
+        uses: args.uses,
+        expires_in_secs: args.expires.as_secs().max(1),
+    };
+    let created = client.create_invite(request).await?;
+    let until =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(created.expires_at));
+    let uses = match created.uses {
+        1 => "1 registration".to_owned(),
+        n => format!("{n} registrations"),
+    };
+    println!("Invite created: valid for {uses} until {until}.");
+    println!("Give this token to the person you invite; it is shown only this once:");
+    println!("{}", created.token);
+    Ok(())
+}
+
+async fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    let stats = args.target.client()?.stats().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        print!("{}", format_stats(&stats));
+    }
+    Ok(())
+}
+
+fn format_stats(s: &Stats) -> String {
+    format!(
+        "accounts:          {}\ndevices:           {}\nqueued envelopes:  {}\n\
+         queued bytes:      {}\nconnections:       {} ({} authenticated)\n",
+        s.accounts, s.devices, s.queued_envelopes, s.queued_bytes, s.connections, s.authenticated
+    )
+}
+
+fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
+    if args.example {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    let Some(file) = &args.file else {
+        bail!("give a config file to check, or --example");
+    };
+    match Config::check(file) {
+        Ok(_) => {
+            println!("{}: the configuration is valid", file.display());
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
