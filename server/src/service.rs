@@ -309,6 +309,9 @@ impl Running {
             Err(e) => drop(first.get_or_insert(other("admin listener", e))),
         }
         self.upkeep_task.abort();
+        // Wait for the aborted task to be dropped, so it releases its handle on the store
+        // before the store is closed and this function returns.
+        let _ = self.upkeep_task.await;
         let path = self.config.data_dir.join(STORE_DIR);
         if let Err(source) = self.store.close().await {
             let hint = "";

@@ -134,13 +134,19 @@ async fn run_flusher(
         let target = tickets.written.load(Ordering::SeqCst);
         if stopping || target > state.borrow().flushed {
             let started = std::time::Instant::now();
-            match db.flush_async().await {
-                Ok(_) => {
+            // `flush` on a blocking thread rather than `flush_async`: sled's `flush_async`
+            // occupies a thread of sled's own small global pool while waiting for a log write
+            // queued on that same pool, so several databases in one process (tests) could
+            // deadlock. A blocking thread per flush costs nothing measurable here.
+            let flushing = db.clone();
+            let result = tokio::task::spawn_blocking(move || flushing.flush()).await;
+            match result {
+                Ok(Ok(_)) => {
                     ::metrics::histogram!(crate::metrics::FLUSH_SECONDS).record(started.elapsed());
                     tickets.flushes.fetch_add(1, Ordering::Relaxed);
                     state.send_modify(|s| s.flushed = s.flushed.max(target));
                 }
-                Err(_) => {
+                Ok(Err(_)) | Err(_) => {
                     state.send_modify(|s| s.failed = true);
                     break;
                 }
