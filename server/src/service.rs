@@ -394,11 +394,40 @@ impl Signals {
     }
 }
 
-/// Sets up logging to standard error: `format` lines filtered by `level` (a `tracing` filter
-/// such as `info` or `kith_relay=debug,info`). Does nothing if a subscriber is already set.
-pub fn init_logging(format: LogFormat, level: &str) -> Result<(), ServiceError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+/// Libraries that log raw data at debug or trace level (tungstenite logs whole frames,
+/// i.e. sealed envelopes; sled logs pages): they never log below `warn`, whatever `log_level`
+/// says, so no level an operator can choose puts envelope contents in the logs.
+const CAPPED_TARGETS: [&str; 10] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "sled",
+    "rustls",
+    "tokio_rustls",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "axum",
+    "tower",
+];
+
+/// The log filter for `level` (a `tracing` filter such as `info` or `kith_relay=debug,info`),
+/// with the libraries of [`CAPPED_TARGETS`] held at `warn`.
+pub fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, ServiceError> {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| other("log_level", format!("{e}; write e.g. \"info\"")))?;
+    for target in CAPPED_TARGETS {
+        let directive = format!("{target}=warn")
+            .parse()
+            .map_err(|e| other("log_level", format!("{e}")))?;
+        filter = filter.add_directive(directive);
+    }
+    Ok(filter)
+}
+
+/// Sets up logging to standard error: `format` lines filtered by [`log_filter`]. Does nothing
+/// if a subscriber is already set.
+pub fn init_logging(format: LogFormat, level: &str) -> Result<(), ServiceError> {
+    let filter = log_filter(level)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(io::stderr().is_terminal())
