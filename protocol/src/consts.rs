@@ -80,6 +80,18 @@ pub const SESSION_STATE_VERSION: u8 = 1;
 /// Maximum size of a persisted session: bounded because the skipped-key store is bounded.
 pub const MAX_SESSION_STATE_LEN: usize = 512 * 1024;
 
+/// Version byte of the message content ([`crate::Content`], SPEC.md §13): the plaintext that
+/// clients encrypt with [`crate::Session::encrypt`]. Versioned on its own, like the persisted
+/// session, so the content format can change without a new ratchet or wire version.
+pub const CONTENT_VERSION: u8 = 1;
+
+/// Maximum length of the text of a message, in bytes of UTF-8: 32 KiB. The largest content
+/// (text, two handles and fixed fields, about 32.9 KB) stays well below [`MAX_PLAINTEXT_LEN`],
+/// and inside a prekey message with the sender certificate its sealed envelope (64 KiB padded)
+/// stays well below [`MAX_BODY_LEN`], so any text that fits this limit can always be sent in
+/// one envelope, even as the first message of a session.
+pub const MAX_TEXT_LEN: usize = 32 * 1024;
+
 /// Domain-separation labels. Every signature and every KDF in Kith starts from one of these
 /// ASCII strings (SPEC.md §1.2), so that no signed or derived value can be confused with
 /// another.

@@ -18,6 +18,8 @@
 //!   [`Session::decrypt`], persisted with [`Session::to_bytes`] / [`Session::from_bytes`].
 //! - Sealed sender: [`seal`] and [`open`].
 //! - Safety numbers: [`SafetyNumber`].
+//! - Message content, the plaintext inside a session: [`Content`] with its [`Body`],
+//!   [`Content::to_bytes`] / [`Content::from_bytes`].
 //! - The relay protocol: the [`wire`] module.
 //! - Every constant: [`consts`].
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@
 
 mod agreement;
 pub mod consts;
+mod content;
 mod dh;
 mod encoding;
 mod kdf;
@@ -38,6 +41,7 @@ mod session;
 mod vectors;
 
 pub use agreement::ResponderPrekeys;
+pub use content::{Body, Content};
 pub use dh::NonContributoryKey;
 pub use encoding::{BoundedBytes, BoundedString, BoundedVec, DecodeError};
 pub use keys::{

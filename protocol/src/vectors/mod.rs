@@ -32,9 +32,11 @@
 //! - `sealed_sender.json`: one sealed envelope (§7);
 //! - `padding.json`: padded lengths and padded bytes (§7.3);
 //! - `safety_number.json`: both parties' digits, fingerprints and scannable forms (§8);
-//! - `wire.json`: every client request, server frame and error kind, the auth transcript (§9).
+//! - `wire.json`: every client request, server frame and error kind, the auth transcript (§9);
+//! - `content.json`: the message content inside a session, both body variants (§13).
 
 mod certificate;
+mod content;
 mod fixtures;
 mod padding;
 mod pqxdh;

@@ -1,0 +1,474 @@
+//! The client: one device of one account, its local store and its link to the relay.
+
+mod account;
+mod contacts;
+mod history;
+mod prekeys;
+mod receive;
+mod records;
+mod send;
+mod sessions;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use getrandom::SysRng;
+use kith_protocol::rand_core::UnwrapErr;
+use kith_protocol::wire::{Handle, Request, Response};
+use kith_protocol::{AccountPublicKey, BoundedVec, DeviceId, SafetyNumber};
+use tokio::time::Instant;
+
+use self::account::Account;
+use crate::error::Error;
+use crate::home::Home;
+use crate::relay::{Link, LinkError, Push, RelayUrl, Trust};
+use crate::store::{Batch, KdfParams, LocalStore, Passphrase, StoreError};
+
+/// How long `receive` waits for the relay to finish pushing the queued messages.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `kith init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The relay's address.
+    pub relay: RelayUrl,
+    /// How to trust its certificate.
+    pub trust: Trust,
+    /// The handle to register.
+    pub handle: Handle,
+    /// The invite token, when the relay needs one.
+    pub invite: Option<String>,
+    /// Argon2id parameters for the local store.
+    pub kdf: KdfParams,
+}
+
+/// A message sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The message id (hex).
+    pub id: String,
+    /// The recipient.
+    pub to: Handle,
+    /// Envelopes stored by the relay (recipient devices plus this account's other devices).
+    pub envelopes: usize,
+    /// When it was sent (seconds since the Unix epoch).
+    pub sent_at: u64,
+}
+
+/// A message in a conversation: received, or sent from this or another device of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The sender's message id (hex, 32 characters).
+    pub id: String,
+    /// The other party of the one-on-one conversation.
+    pub conversation: Handle,
+    /// Who wrote it (this account's handle for outgoing messages).
+    pub from: Handle,
+    /// Whether this account wrote it.
+    pub outgoing: bool,
+    /// The text.
+    pub text: String,
+    /// When the sender sent it (sender's clock, seconds since the Unix epoch).
+    pub sent_at: u64,
+    /// When this device stored it (seconds since the Unix epoch).
+    pub received_at: u64,
+    /// The group circle, `None` for one-on-one messages.
+    pub group: Option<String>,
+}
+
+/// Something that happened while receiving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message was decrypted and stored.
+    Message(Message),
+    /// A contact's account key changed; their messages are still shown, sending is refused
+    /// until the user confirms the new safety number.
+    KeyChanged {
+        /// The contact.
+        handle: Handle,
+    },
+    /// An envelope could not be used and was dropped (acknowledged so it is not redelivered).
+    Dropped {
+        /// Why, for the user.
+        reason: String,
+    },
+    /// Everything queued while this device was offline has been received.
+    QueueDrained,
+    /// New one-time prekeys were published because the relay ran low.
+    PrekeysPublished {
+        /// How many of each kind.
+        count: usize,
+    },
+}
+
+/// A contact as shown by `kith contacts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The handle.
+    pub handle: Handle,
+    /// Whether the user confirmed the safety number.
+    pub verified: bool,
+    /// Whether the account key changed and is waiting for confirmation.
+    pub key_changed: bool,
+    /// Their devices known to this device.
+    pub devices: usize,
+    /// When the last message in the conversation was stored, if any.
+    pub last_message_at: Option<u64>,
+}
+
+/// A contact's safety number, for `kith verify`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// The contact.
+    pub handle: Handle,
+    /// The safety number over this account's key and the contact's (current) key.
+    pub safety_number: SafetyNumber,
+    /// Whether the user already confirmed it.
+    pub verified: bool,
+    /// Whether the contact's key changed and this number is the new one.
+    pub key_changed: bool,
+}
+
+/// One device's client.
+pub struct Client {
+    home: Home,
+    store: LocalStore,
+    account: Account,
+    link: Option<Link>,
+    rng: UnwrapErr<SysRng>,
+}
+
+impl Client {
+    /// Creates the account and this device in `home` (which must not hold one), registers with
+    /// the relay and publishes prekeys. On failure the home is left as it was.
+    pub async fn init(
+        home: &Home,
+        passphrase: &Passphrase,
+        options: InitOptions,
+    ) -> Result<Self, Error> {
+        if home.exists() {
+            return Err(Error::HomeExists {
+                path: home.path().to_owned(),
+            });
+        }
+        // Reach and trust the relay before anything is written.
+        let mut link = Link::connect(&options.relay, &options.trust).await?;
+        let created_home = !home.path().exists();
+        let result = Self::create(home, passphrase, &options, &mut link).await;
+        match result {
+            Ok((store, account)) => Ok(Self {
+                home: home.clone(),
+                store,
+                account,
+                link: Some(link),
+                rng: UnwrapErr(SysRng),
+            }),
+            Err(e) => {
+                // Nothing half-made stays behind: the user can simply run `init` again.
+                let _ = std::fs::remove_dir_all(home.store_dir());
+                if created_home {
+                    let _ = std::fs::remove_dir(home.path());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create(
+        home: &Home,
+        passphrase: &Passphrase,
+        options: &InitOptions,
+        link: &mut Link,
+    ) -> Result<(LocalStore, Account), Error> {
+        let store = LocalStore::create(&home.store_dir(), passphrase, options.kdf).map_err(
+            |e| match e {
+                StoreError::AlreadyExists => Error::HomeExists {
+                    path: home.path().to_owned(),
+                },
+                other => other.into(),
+            },
+        )?;
+        let mut rng = UnwrapErr(SysRng);
+        let created = account::create(
+            &store,
+            &options.handle,
+            &options.relay,
+            &options.trust,
+            &mut rng,
+        )?;
+        account::register(&store, link, &created, options.invite.as_deref()).await?;
+        Ok((store, created.account))
+    }
+
+    /// Opens the account in `home`.
+    pub fn open(home: &Home, passphrase: &Passphrase) -> Result<Self, Error> {
+        if !home.exists() {
+            return Err(Error::NoAccount {
+                path: home.path().to_owned(),
+            });
+        }
+        let store = LocalStore::open(&home.store_dir(), passphrase)?;
+        if !account::load_record(&store)?.registered {
+            return Err(Error::NotRegistered {
+                path: home.path().to_owned(),
+            });
+        }
+        let account = Account::load(&store)?;
+        Ok(Self {
+            home: home.clone(),
+            store,
+            account,
+            link: None,
+            rng: UnwrapErr(SysRng),
+        })
+    }
+
+    /// This account's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.account.handle
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.account.device_id()
+    }
+
+    /// The relay this device uses.
+    pub fn relay(&self) -> &RelayUrl {
+        &self.account.relay
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Connects and authenticates, if not connected yet.
+    pub async fn connect(&mut self) -> Result<(), Error> {
+        self.link().await.map(drop)
+    }
+
+    async fn link(&mut self) -> Result<&mut Link, Error> {
+        let link = match self.link.take() {
+            Some(link) => link,
+            None => {
+                let mut link = Link::connect(&self.account.relay, &self.account.trust).await?;
+                link.authenticate(&self.account.device, self.account.device_id())
+                    .await?;
+                link
+            }
+        };
+        Ok(self.link.insert(link))
+    }
+
+    /// Forgets a connection that failed, so the next call reconnects.
+    fn check<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if matches!(
+            result,
+            Err(Error::Link(
+                LinkError::Closed | LinkError::Timeout { .. } | LinkError::Protocol
+            ))
+        ) {
+            self.link = None;
+        }
+        result
+    }
+
+    /// Sends `text` to `to` (every device of theirs, and this account's other devices).
+    pub async fn send_text(&mut self, to: &Handle, text: &str) -> Result<Sent, Error> {
+        let result = self.send_inner(to, text).await;
+        self.check(result)
+    }
+
+    async fn send_inner(&mut self, to: &Handle, text: &str) -> Result<Sent, Error> {
+        self.link().await?;
+        let Self {
+            store,
+            account,
+            link,
+            rng,
+            ..
+        } = self;
+        let link = link.as_mut().ok_or(Error::Link(LinkError::Closed))?;
+        send::send_text(store, link, account, to, text, rng).await
+    }
+
+    /// Waits up to `timeout` (forever when `None`) for the relay's next push; `Ok(None)` on
+    /// timeout. Connects first if needed. Cancel-safe; pass the push to [`Client::process`].
+    pub async fn next_push(&mut self, timeout: Option<Duration>) -> Result<Option<Push>, Error> {
+        let result = match self.link().await {
+            Ok(link) => link.next_push(timeout).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        self.check(result)
+    }
+
+    /// Handles one push: decrypts and stores a delivery, then acknowledges it; publishes
+    /// prekeys when the relay runs low.
+    pub async fn process(&mut self, push: Push) -> Result<Vec<Event>, Error> {
+        let result = self.process_inner(push).await;
+        self.check(result)
+    }
+
+    async fn process_inner(&mut self, push: Push) -> Result<Vec<Event>, Error> {
+        self.link().await?;
+        let Self {
+            store,
+            account,
+            link,
+            rng,
+            ..
+        } = self;
+        let link = link.as_mut().ok_or(Error::Link(LinkError::Closed))?;
+        match push {
+            Push::QueueDrained => Ok(vec![Event::QueueDrained]),
+            Push::PrekeyCountLow { .. } => {
+                let count = prekeys::top_up(store, link, account, rng).await?;
+                Ok(vec![Event::PrekeysPublished { count }])
+            }
+            Push::Deliver(delivery) => {
+                let events = receive::delivery(store, link, account, &delivery, rng).await?;
+                let deliveries = BoundedVec::new(vec![delivery.delivery_id])
+                    .ok_or(Error::UnexpectedResponse { what: "a delivery" })?;
+                match link.request(Request::Ack { deliveries }).await? {
+                    Response::Ok => Ok(events),
+                    _ => Err(Error::UnexpectedResponse {
+                        what: "an answer to an acknowledgement",
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Receives everything queued, then, with `wait`, whatever arrives until it has elapsed;
+    /// `on_event` sees each event as it happens.
+    pub async fn receive(
+        &mut self,
+        wait: Option<Duration>,
+        mut on_event: impl FnMut(&Event),
+    ) -> Result<(), Error> {
+        self.connect().await?;
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        let mut drained = false;
+        loop {
+            let timeout = if drained {
+                match deadline {
+                    None => return Ok(()),
+                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                }
+            } else {
+                QUEUE_TIMEOUT
+            };
+            if drained && timeout.is_zero() {
+                return Ok(());
+            }
+            let Some(push) = self.next_push(Some(timeout)).await? else {
+                if drained {
+                    return Ok(());
+                }
+                return Err(Error::Link(LinkError::Timeout {
+                    url: self.account.relay.clone(),
+                }));
+            };
+            drained |= push == Push::QueueDrained;
+            for event in self.process(push).await? {
+                on_event(&event);
+            }
+        }
+    }
+
+    /// The last `limit` messages (all without a limit) of the conversation with `with`, oldest
+    /// first.
+    pub fn history(&self, with: &Handle, limit: Option<usize>) -> Result<Vec<Message>, Error> {
+        Ok(history::list(&self.store, with, limit)?)
+    }
+
+    /// Every contact, sorted by handle.
+    pub fn contacts(&self) -> Result<Vec<Contact>, Error> {
+        let mut list: Vec<Contact> = contacts::all(&self.store)?
+            .iter()
+            .filter_map(|c| {
+                Some(Contact {
+                    handle: Handle::parse(&c.handle).ok()?,
+                    verified: c.verified,
+                    key_changed: c.pending_key.is_some(),
+                    devices: c.devices.len(),
+                    last_message_at: c.last_message_at,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.handle.cmp(&b.handle));
+        Ok(list)
+    }
+
+    /// The safety number with `with` (looked up at the relay if not a contact yet). When the
+    /// contact's key changed, it is the number for the new key.
+    pub async fn verification(&mut self, with: &Handle) -> Result<Verification, Error> {
+        let result = self.verification_inner(with).await;
+        self.check(result)
+    }
+
+    async fn verification_inner(&mut self, with: &Handle) -> Result<Verification, Error> {
+        if *with == self.account.handle {
+            return Err(Error::SelfSend);
+        }
+        let contact = match contacts::load(&self.store, with)? {
+            Some(contact) => contact,
+            None => {
+                let link = self.link().await?;
+                let directory = contacts::lookup(link, with).await?;
+                contacts::pin(&self.store, with, &directory)?
+            }
+        };
+        let key = AccountPublicKey::from_bytes(contact.pending_key.unwrap_or(contact.account_key));
+        let safety_number = SafetyNumber::compute(
+            self.account.account_key(),
+            self.account.handle.as_str(),
+            &key,
+            with.as_str(),
+        )
+        .map_err(|_| Error::InvalidHandle(kith_protocol::wire::HandleError::TooLong))?;
+        Ok(Verification {
+            handle: with.clone(),
+            safety_number,
+            verified: contact.verified && contact.pending_key.is_none(),
+            key_changed: contact.pending_key.is_some(),
+        })
+    }
+
+    /// Marks `with`'s current account key as verified by the user, accepting a changed key.
+    pub async fn confirm(&mut self, with: &Handle) -> Result<Verification, Error> {
+        let shown = self.verification(with).await?;
+        let mut contact = contacts::load(&self.store, with)?.ok_or(Error::UnknownHandle {
+            handle: with.clone(),
+        })?;
+        if let Some(key) = contact.pending_key.take() {
+            contact.account_key = key;
+            // The old key's devices are gone; the next send looks the new ones up.
+            contact.devices.clear();
+        }
+        contact.verified = true;
+        let mut batch = Batch::new();
+        contacts::save(&mut batch, &contact)?;
+        self.store.apply(batch)?;
+        Ok(Verification {
+            verified: true,
+            key_changed: false,
+            ..shown
+        })
+    }
+
+    /// Closes the connection to the relay, if any.
+    pub async fn close(mut self) {
+        if let Some(link) = self.link.take() {
+            link.close().await;
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

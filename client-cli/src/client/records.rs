@@ -1,0 +1,164 @@
+//! The records the client keeps in its local store, and where each lives.
+//!
+//! Every record is a postcard encoding behind a format byte ([`RECORD_VERSION`]); the store
+//! encrypts it. Records holding secrets zeroize on drop.
+//!
+//! | table      | group                      | item              | record                 |
+//! |------------|----------------------------|-------------------|------------------------|
+//! | `Account`  | `b"account"`               | empty             | [`AccountRecord`]      |
+//! | `Prekeys`  | a [`PrekeySlot`] tag       | prekey id (u32 BE)| the secret bytes       |
+//! | `Sessions` | remote device id           | empty             | [`SessionSetRecord`]   |
+//! | `BaseKeys` | a base key `EK_A`          | empty             | `[1]`                  |
+//! | `Contacts` | handle                     | empty             | [`ContactRecord`]      |
+//! | `History`  | conversation handle        | seq (u64 BE)      | [`HistoryRecord`]      |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::store::StoreError;
+
+/// The format byte in front of every record.
+pub(super) const RECORD_VERSION: u8 = 1;
+
+/// The group of the one account record.
+pub(super) const ACCOUNT_GROUP: &[u8] = b"account";
+
+/// Which kind of prekey secret a `Prekeys` group holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PrekeySlot {
+    /// The signed X25519 prekey.
+    Signed,
+    /// One-time X25519 prekeys.
+    OneTime,
+    /// The last-resort ML-KEM prekey.
+    LastResortKem,
+    /// One-time ML-KEM prekeys.
+    OneTimeKem,
+}
+
+impl PrekeySlot {
+    /// The group bytes of this slot.
+    pub(super) fn group(self) -> &'static [u8] {
+        match self {
+            Self::Signed => b"signed",
+            Self::OneTime => b"one-time",
+            Self::LastResortKem => b"kem-last-resort",
+            Self::OneTimeKem => b"kem-one-time",
+        }
+    }
+}
+
+/// This account and device. Holds the secret keys.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(super) struct AccountRecord {
+    /// The registered handle (normalised).
+    pub(super) handle: String,
+    /// The relay's URL.
+    pub(super) relay: String,
+    /// How the relay's certificate is trusted (`Trust::to_bytes`).
+    pub(super) trust: Vec<u8>,
+    /// The account key's secret.
+    pub(super) account_secret: [u8; 32],
+    /// This device's secret keys (identity ‖ signing).
+    pub(super) device_secret: Vec<u8>,
+    /// This device's certificate (encoded).
+    pub(super) certificate: Vec<u8>,
+    /// The id of the current signed prekey.
+    pub(super) signed_prekey_id: u32,
+    /// The id of the last-resort ML-KEM prekey.
+    pub(super) last_resort_kem_id: u32,
+    /// The next one-time X25519 prekey id.
+    pub(super) next_one_time_id: u32,
+    /// The next one-time ML-KEM prekey id.
+    pub(super) next_one_time_kem_id: u32,
+    /// Whether the relay accepted the registration.
+    pub(super) registered: bool,
+}
+
+/// The sessions with one remote device, the active one first.
+#[derive(Serialize, Deserialize, Default, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SessionSetRecord {
+    /// `Session::to_bytes` of each session, active first.
+    pub(super) sessions: Vec<Vec<u8>>,
+}
+
+/// A contact: the account key pinned for a handle (trust on first use).
+#[derive(Debug, Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(super) struct ContactRecord {
+    /// The handle (normalised).
+    pub(super) handle: String,
+    /// The pinned account key.
+    pub(super) account_key: [u8; 32],
+    /// Whether the user confirmed the safety number for `account_key`.
+    pub(super) verified: bool,
+    /// A different account key the relay or a message presented, awaiting confirmation.
+    pub(super) pending_key: Option<[u8; 32]>,
+    /// The contact's device certificates (encoded) as last seen.
+    pub(super) devices: Vec<Vec<u8>>,
+    /// The next history sequence number of the conversation.
+    pub(super) next_seq: u64,
+    /// When the last message of the conversation was stored.
+    pub(super) last_message_at: Option<u64>,
+}
+
+/// One message of a conversation.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(super) struct HistoryRecord {
+    /// The sender's message id.
+    pub(super) id: [u8; 16],
+    /// The author's handle.
+    pub(super) from: String,
+    /// Whether this account wrote it.
+    pub(super) outgoing: bool,
+    /// The text.
+    pub(super) text: String,
+    /// The sender's clock at sending.
+    pub(super) sent_at: u64,
+    /// When this device stored it.
+    pub(super) received_at: u64,
+}
+
+/// Encodes a record behind its format byte, in a zeroizing buffer.
+pub(super) fn encode<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let mut out = Zeroizing::new(vec![RECORD_VERSION]);
+    let body = Zeroizing::new(postcard::to_allocvec(record).map_err(|_| StoreError::Corrupt)?);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a record written by [`encode`].
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, body)) => postcard::from_bytes(body).map_err(|_| StoreError::Corrupt),
+        Some((&found, _)) => Err(StoreError::UnsupportedVersion { found }),
+        None => Err(StoreError::Corrupt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_reject_other_versions() {
+        let record = HistoryRecord {
+            id: [7; 16],
+            from: "alice".into(),
+            outgoing: false,
+            text: "hello".into(),
+            sent_at: 1,
+            received_at: 2,
+        };
+        let bytes = encode(&record).unwrap();
+        let back: HistoryRecord = decode(&bytes).unwrap();
+        assert_eq!(back.text, "hello");
+        let mut other = bytes.to_vec();
+        other[0] = 9;
+        assert!(matches!(
+            decode::<HistoryRecord>(&other),
+            Err(StoreError::UnsupportedVersion { found: 9 })
+        ));
+        assert!(matches!(decode::<HistoryRecord>(&[]), Err(StoreError::Corrupt)));
+    }
+}

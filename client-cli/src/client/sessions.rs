@@ -1,0 +1,108 @@
+//! The sessions with each remote device: the active one (used to send) and a few older ones
+//! kept to decrypt messages that were already on their way when a new session started.
+
+use kith_protocol::rand_core::CryptoRng;
+use kith_protocol::{
+    DecryptError, DeviceId, PrekeyMessage, Session, SessionMessage, VerifiedCertificate,
+};
+use zeroize::Zeroizing;
+
+use super::records::{self, SessionSetRecord};
+use crate::store::{Batch, LocalStore, StoreError, Table};
+
+/// Sessions kept per remote device (the active one and older ones).
+const MAX_SESSIONS_PER_DEVICE: usize = 4;
+
+/// The sessions with one remote device, the active one first.
+pub(super) struct SessionSet {
+    device: DeviceId,
+    sessions: Vec<Session>,
+}
+
+impl SessionSet {
+    /// Loads the sessions with `device` (none yet is an empty set).
+    pub(super) fn load(store: &LocalStore, device: DeviceId) -> Result<Self, StoreError> {
+        let sessions = match store.get(Table::Sessions, device.as_bytes(), &[])? {
+            None => Vec::new(),
+            Some(bytes) => {
+                let record: SessionSetRecord = records::decode(&bytes)?;
+                record
+                    .sessions
+                    .iter()
+                    .map(|s| Session::from_bytes(s).map_err(|_| StoreError::Corrupt))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(Self { device, sessions })
+    }
+
+    /// The session used to send, if any.
+    pub(super) fn active_mut(&mut self) -> Option<&mut Session> {
+        self.sessions.first_mut()
+    }
+
+    /// Makes `session` the active one, keeping a bounded number of older ones.
+    pub(super) fn make_active(&mut self, session: Session) {
+        self.sessions.insert(0, session);
+        self.sessions.truncate(MAX_SESSIONS_PER_DEVICE);
+    }
+
+    /// Whether one of the sessions belongs to this prekey message.
+    pub(super) fn has_session_for(&self, message: &PrekeyMessage) -> bool {
+        self.sessions.iter().any(|s| s.matches(message))
+    }
+
+    /// Decrypts with the session the message belongs to, trying the active one first, and
+    /// makes that session the active one. `OtherSession` when a prekey message starts a new
+    /// session; `Authentication` when no session accepts a ratchet message.
+    pub(super) fn decrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        sender: &VerifiedCertificate,
+        message: &SessionMessage,
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+        let mut last = DecryptError::OtherSession;
+        for at in 0..self.sessions.len() {
+            let Some(session) = self.sessions.get_mut(at) else {
+                break;
+            };
+            match session.decrypt(sender, message, rng) {
+                Ok(plaintext) => {
+                    let session = self.sessions.remove(at);
+                    self.sessions.insert(0, session);
+                    return Ok(Zeroizing::new(plaintext));
+                }
+                // A replay is final: another session cannot have sent the same message.
+                Err(DecryptError::Duplicate) => return Err(DecryptError::Duplicate),
+                Err(DecryptError::OtherSession) => {}
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Adds the sessions to `batch`.
+    pub(super) fn save(&self, batch: &mut Batch) -> Result<(), StoreError> {
+        let record = SessionSetRecord {
+            sessions: self.sessions.iter().map(|s| s.to_bytes().to_vec()).collect(),
+        };
+        batch.put(
+            Table::Sessions,
+            self.device.as_bytes(),
+            &[],
+            &records::encode(&record)?,
+        );
+        Ok(())
+    }
+}
+
+/// Whether a prekey message with this base key was accepted before (replay detection for
+/// sessions that have since been dropped).
+pub(super) fn base_key_seen(store: &LocalStore, base_key: &[u8; 32]) -> Result<bool, StoreError> {
+    Ok(store.get(Table::BaseKeys, base_key, &[])?.is_some())
+}
+
+/// Records a base key as accepted.
+pub(super) fn remember_base_key(batch: &mut Batch, base_key: &[u8; 32]) {
+    batch.put(Table::BaseKeys, base_key, &[], &[1]);
+}
