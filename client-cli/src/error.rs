@@ -114,6 +114,8 @@ pub enum Error {
         what: &'static str,
     },
     /// Registration was refused.
-    #[error("The relay refused the registration: {0} Nothing was kept; fix that and run `kith init` again.")]
+    #[error(
+        "The relay refused the registration: {0} Nothing was kept; fix that and run `kith init` again."
+    )]
     Registration(ErrorKind),
 }

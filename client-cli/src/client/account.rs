@@ -87,7 +87,12 @@ pub(super) fn load_record(store: &LocalStore) -> Result<AccountRecord, StoreErro
 
 /// Adds the account record to `batch`.
 pub(super) fn save_record(batch: &mut Batch, record: &AccountRecord) -> Result<(), StoreError> {
-    batch.put(Table::Account, ACCOUNT_GROUP, &[], &records::encode(record)?);
+    batch.put(
+        Table::Account,
+        ACCOUNT_GROUP,
+        &[],
+        &records::encode(record)?,
+    );
     Ok(())
 }
 
@@ -161,8 +166,9 @@ pub(super) async fn register(
     let account = &created.account;
     let invite = invite
         .map(|token| {
-            BoundedBytes::new(token.trim().as_bytes().to_vec())
-                .ok_or(Error::Registration(kith_protocol::wire::ErrorKind::InviteInvalid))
+            BoundedBytes::new(token.trim().as_bytes().to_vec()).ok_or(Error::Registration(
+                kith_protocol::wire::ErrorKind::InviteInvalid,
+            ))
         })
         .transpose()?;
     let register = Register {

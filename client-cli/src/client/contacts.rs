@@ -27,7 +27,11 @@ pub(super) async fn lookup(link: &mut Link, handle: &Handle) -> Result<Directory
             account_key,
             devices,
         }) => (account_key, devices.into_vec()),
-        Ok(_) => return Err(Error::UnexpectedResponse { what: "a directory entry" }),
+        Ok(_) => {
+            return Err(Error::UnexpectedResponse {
+                what: "a directory entry",
+            });
+        }
         Err(LinkError::Relay(ErrorKind::NotFound)) => {
             return Err(Error::UnknownHandle {
                 handle: handle.clone(),
@@ -49,7 +53,10 @@ pub(super) async fn lookup(link: &mut Link, handle: &Handle) -> Result<Directory
 }
 
 /// The contact record for `handle`, if any.
-pub(super) fn load(store: &LocalStore, handle: &Handle) -> Result<Option<ContactRecord>, StoreError> {
+pub(super) fn load(
+    store: &LocalStore,
+    handle: &Handle,
+) -> Result<Option<ContactRecord>, StoreError> {
     store
         .get(Table::Contacts, handle.as_str().as_bytes(), &[])?
         .map(|bytes| records::decode(&bytes))
@@ -81,9 +88,9 @@ pub(super) fn find_by_key(
     store: &LocalStore,
     key: &AccountPublicKey,
 ) -> Result<Option<ContactRecord>, StoreError> {
-    Ok(all(store)?.into_iter().find(|c| {
-        c.account_key == *key.as_bytes() || c.pending_key == Some(*key.as_bytes())
-    }))
+    Ok(all(store)?
+        .into_iter()
+        .find(|c| c.account_key == *key.as_bytes() || c.pending_key == Some(*key.as_bytes())))
 }
 
 /// A new contact pinned to `directory`'s account key (trust on first use, not verified).

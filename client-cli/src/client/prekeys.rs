@@ -5,8 +5,8 @@ use kith_protocol::consts::MAX_PREKEYS_PER_UPLOAD;
 use kith_protocol::rand_core::CryptoRng;
 use kith_protocol::wire::{PrekeyUpload, Request, Response};
 use kith_protocol::{
-    BoundedVec, DeviceKeyPair, KemPrekeyKind, KemPrekeySecret, OneTimePrekeySecret,
-    PrekeyMessage, ResponderPrekeys, SignedPrekeySecret,
+    BoundedVec, DeviceKeyPair, KemPrekeyKind, KemPrekeySecret, OneTimePrekeySecret, PrekeyMessage,
+    ResponderPrekeys, SignedPrekeySecret,
 };
 use zeroize::Zeroizing;
 
@@ -30,14 +30,24 @@ pub(super) fn generate_long_term<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> PrekeyUpload {
     let signed = SignedPrekeySecret::generate(record.signed_prekey_id, device, rng);
-    put(batch, PrekeySlot::Signed, record.signed_prekey_id, &*signed.to_secret_bytes());
+    put(
+        batch,
+        PrekeySlot::Signed,
+        record.signed_prekey_id,
+        &*signed.to_secret_bytes(),
+    );
     let kem = KemPrekeySecret::generate(
         record.last_resort_kem_id,
         KemPrekeyKind::LastResort,
         device,
         rng,
     );
-    put(batch, PrekeySlot::LastResortKem, record.last_resort_kem_id, &*kem.to_secret_bytes());
+    put(
+        batch,
+        PrekeySlot::LastResortKem,
+        record.last_resort_kem_id,
+        &*kem.to_secret_bytes(),
+    );
     PrekeyUpload {
         signed_prekey: Some(signed.public().clone()),
         last_resort_kem_prekey: Some(kem.public().clone()),
@@ -68,7 +78,12 @@ pub(super) fn generate_one_time<R: CryptoRng + ?Sized>(
         let kem_id = record.next_one_time_kem_id;
         record.next_one_time_kem_id = kem_id.wrapping_add(1).max(record.last_resort_kem_id + 1);
         let secret = KemPrekeySecret::generate(kem_id, KemPrekeyKind::OneTime, device, rng);
-        put(batch, PrekeySlot::OneTimeKem, kem_id, &*secret.to_secret_bytes());
+        put(
+            batch,
+            PrekeySlot::OneTimeKem,
+            kem_id,
+            &*secret.to_secret_bytes(),
+        );
         kem.push(secret.public().clone());
     }
     PrekeyUpload {
@@ -90,12 +105,20 @@ pub(super) async fn top_up<R: CryptoRng + ?Sized>(
 ) -> Result<usize, Error> {
     let mut record = account::load_record(store)?;
     let mut batch = Batch::new();
-    let upload = generate_one_time(&mut batch, &mut record, &account.device, TOP_UP_PREKEYS, rng);
+    let upload = generate_one_time(
+        &mut batch,
+        &mut record,
+        &account.device,
+        TOP_UP_PREKEYS,
+        rng,
+    );
     account::save_record(&mut batch, &record)?;
     store.apply(batch)?;
     match link.request(Request::PublishPrekeys(upload)).await? {
         Response::Ok => Ok(TOP_UP_PREKEYS),
-        _ => Err(Error::UnexpectedResponse { what: "an answer to publishing prekeys" }),
+        _ => Err(Error::UnexpectedResponse {
+            what: "an answer to publishing prekeys",
+        }),
     }
 }
 
@@ -196,6 +219,9 @@ fn get_array<const N: usize>(
     let Some(bytes) = store.get(Table::Prekeys, slot.group(), &id.to_be_bytes())? else {
         return Ok(None);
     };
-    let array: [u8; N] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt)?;
+    let array: [u8; N] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt)?;
     Ok(Some(Zeroizing::new(array)))
 }

@@ -50,13 +50,27 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
     delivery: &Delivery,
     rng: &mut R,
 ) -> Result<Vec<Event>, Error> {
-    let Ok(opened) = open(&account.device, &account.certificate, delivery.body.as_slice()) else {
-        return Ok(vec![dropped("an envelope could not be opened (damaged or not for this device)")]);
+    let Ok(opened) = open(
+        &account.device,
+        &account.certificate,
+        delivery.body.as_slice(),
+    ) else {
+        return Ok(vec![dropped(
+            "an envelope could not be opened (damaged or not for this device)",
+        )]);
     };
     let sender = opened.sender;
     let mut set = SessionSet::load(store, sender.device_id())?;
     let mut batch = Batch::new();
-    let plaintext = match decrypt(store, account, &mut set, &sender, &opened.message, &mut batch, rng)? {
+    let plaintext = match decrypt(
+        store,
+        account,
+        &mut set,
+        &sender,
+        &opened.message,
+        &mut batch,
+        rng,
+    )? {
         Decrypted::Plaintext(plaintext) => plaintext,
         Decrypted::Duplicate => return Ok(Vec::new()),
         Decrypted::Dropped(reason) => return Ok(vec![dropped(reason)]),
@@ -148,7 +162,14 @@ fn accept<R: CryptoRng + ?Sized>(
         ));
     };
     let responder = prekeys.responder();
-    match Session::respond(&account.device, &account.certificate, &responder, sender, prekey, rng) {
+    match Session::respond(
+        &account.device,
+        &account.certificate,
+        &responder,
+        sender,
+        prekey,
+        rng,
+    ) {
         Ok((session, plaintext)) => {
             prekeys.consume(batch);
             sessions::remember_base_key(batch, prekey.base_key());

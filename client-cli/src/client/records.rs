@@ -130,7 +130,9 @@ pub(super) fn encode<T: Serialize>(record: &T) -> Result<Zeroizing<Vec<u8>>, Sto
 /// Decodes a record written by [`encode`].
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => postcard::from_bytes(body).map_err(|_| StoreError::Corrupt),
+        Some((&RECORD_VERSION, body)) => {
+            postcard::from_bytes(body).map_err(|_| StoreError::Corrupt)
+        }
         Some((&found, _)) => Err(StoreError::UnsupportedVersion { found }),
         None => Err(StoreError::Corrupt),
     }
@@ -159,6 +161,9 @@ mod tests {
             decode::<HistoryRecord>(&other),
             Err(StoreError::UnsupportedVersion { found: 9 })
         ));
-        assert!(matches!(decode::<HistoryRecord>(&[]), Err(StoreError::Corrupt)));
+        assert!(matches!(
+            decode::<HistoryRecord>(&[]),
+            Err(StoreError::Corrupt)
+        ));
     }
 }

@@ -84,7 +84,16 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
     }
     if let Some(own) = &own {
         let own = (&account.handle, own);
-        let mine = encrypt_for(store, link, account, own, &to_us.to_bytes(), &mut batch, rng).await?;
+        let mine = encrypt_for(
+            store,
+            link,
+            account,
+            own,
+            &to_us.to_bytes(),
+            &mut batch,
+            rng,
+        )
+        .await?;
         envelopes.extend(mine);
     }
     // The sessions are durable before any envelope leaves: a crash now can lose this message,
@@ -147,8 +156,14 @@ async fn encrypt_for<R: CryptoRng + ?Sized>(
         sets.push((certificate, set));
     }
     if !missing.is_empty() {
-        let started = start_sessions(link, account, (handle, &directory.account_key), missing, rng)
-            .await?;
+        let started = start_sessions(
+            link,
+            account,
+            (handle, &directory.account_key),
+            missing,
+            rng,
+        )
+        .await?;
         for session in started {
             let device = session.remote().device_id();
             if let Some((_, set)) = sets.iter_mut().find(|(c, _)| c.device_id() == device) {
@@ -162,7 +177,9 @@ async fn encrypt_for<R: CryptoRng + ?Sized>(
         let Some(session) = set.active_mut() else {
             continue;
         };
-        let message = session.encrypt(plaintext).map_err(|_| Error::SessionBroken)?;
+        let message = session
+            .encrypt(plaintext)
+            .map_err(|_| Error::SessionBroken)?;
         let sealed = seal(&account.certificate, certificate, &message, rng)
             .map_err(|_| Error::SessionBroken)?;
         set.save(batch)?;
@@ -192,7 +209,11 @@ async fn start_sessions<R: CryptoRng + ?Sized>(
     };
     let bundles = match link.request(request).await? {
         Response::Bundles { bundles } => bundles.into_vec(),
-        _ => return Err(Error::UnexpectedResponse { what: "prekey bundles" }),
+        _ => {
+            return Err(Error::UnexpectedResponse {
+                what: "prekey bundles",
+            });
+        }
     };
     bundles
         .iter()
@@ -225,7 +246,11 @@ async fn deliver<R: CryptoRng + ?Sized>(
         recipients: BoundedVec::new(vec![recipient]).ok_or(Error::SessionBroken)?,
     });
     match link.request(request).await? {
-        Response::Accepted { client_message_id: echoed } if echoed == client_message_id => Ok(()),
-        _ => Err(Error::UnexpectedResponse { what: "\"accepted\"" }),
+        Response::Accepted {
+            client_message_id: echoed,
+        } if echoed == client_message_id => Ok(()),
+        _ => Err(Error::UnexpectedResponse {
+            what: "\"accepted\"",
+        }),
     }
 }

@@ -84,7 +84,11 @@ impl SessionSet {
     /// Adds the sessions to `batch`.
     pub(super) fn save(&self, batch: &mut Batch) -> Result<(), StoreError> {
         let record = SessionSetRecord {
-            sessions: self.sessions.iter().map(|s| s.to_bytes().to_vec()).collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|s| s.to_bytes().to_vec())
+                .collect(),
         };
         batch.put(
             Table::Sessions,
