@@ -60,7 +60,7 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
         )]);
     };
     let sender = opened.sender;
-    let mut set = SessionSet::load(store, sender.device_id())?;
+    let mut set = SessionSet::load(store, &sender)?;
     let mut batch = Batch::new();
     let plaintext = match decrypt(
         store,

@@ -149,8 +149,8 @@ async fn encrypt_for<R: CryptoRng + ?Sized>(
     let mut sets = Vec::with_capacity(directory.devices.len());
     let mut missing = Vec::new();
     for certificate in &directory.devices {
-        let mut set = SessionSet::load(store, certificate.device_id())?;
-        if set.active_mut().is_none() {
+        let mut set = SessionSet::load(store, certificate)?;
+        if set.active_mut(certificate).is_none() {
             missing.push(certificate.device_id());
         }
         sets.push((certificate, set));
@@ -174,7 +174,7 @@ async fn encrypt_for<R: CryptoRng + ?Sized>(
     let mut envelopes = Vec::with_capacity(sets.len());
     for (certificate, mut set) in sets {
         // A device the relay had no bundle for gets nothing (it can register prekeys later).
-        let Some(session) = set.active_mut() else {
+        let Some(session) = set.active_mut(certificate) else {
             continue;
         };
         let message = session

@@ -2,9 +2,7 @@
 //! kept to decrypt messages that were already on their way when a new session started.
 
 use kith_protocol::rand_core::CryptoRng;
-use kith_protocol::{
-    DecryptError, DeviceId, PrekeyMessage, Session, SessionMessage, VerifiedCertificate,
-};
+use kith_protocol::{DecryptError, PrekeyMessage, Session, SessionMessage, VerifiedCertificate};
 use zeroize::Zeroizing;
 
 use super::records::{self, SessionSetRecord};
@@ -14,15 +12,26 @@ use crate::store::{Batch, LocalStore, StoreError, Table};
 const MAX_SESSIONS_PER_DEVICE: usize = 4;
 
 /// The sessions with one remote device, the active one first.
+///
+/// Stored under the device's account key and device id together: a device id is chosen by its
+/// owner, so another account claiming the same id must not reach (or displace) these sessions.
 pub(super) struct SessionSet {
-    device: DeviceId,
+    group: Vec<u8>,
     sessions: Vec<Session>,
 }
 
 impl SessionSet {
     /// Loads the sessions with `device` (none yet is an empty set).
-    pub(super) fn load(store: &LocalStore, device: DeviceId) -> Result<Self, StoreError> {
-        let sessions = match store.get(Table::Sessions, device.as_bytes(), &[])? {
+    pub(super) fn load(
+        store: &LocalStore,
+        device: &VerifiedCertificate,
+    ) -> Result<Self, StoreError> {
+        let group = [
+            device.account_key().as_bytes().as_slice(),
+            device.device_id().as_bytes(),
+        ]
+        .concat();
+        let sessions = match store.get(Table::Sessions, &group, &[])? {
             None => Vec::new(),
             Some(bytes) => {
                 let record: SessionSetRecord = records::decode(&bytes)?;
@@ -33,12 +42,14 @@ impl SessionSet {
                     .collect::<Result<_, _>>()?
             }
         };
-        Ok(Self { device, sessions })
+        Ok(Self { group, sessions })
     }
 
-    /// The session used to send, if any.
-    pub(super) fn active_mut(&mut self) -> Option<&mut Session> {
-        self.sessions.first_mut()
+    /// The session used to send to `device`, if there is one with its current identity key.
+    pub(super) fn active_mut(&mut self, device: &VerifiedCertificate) -> Option<&mut Session> {
+        self.sessions
+            .first_mut()
+            .filter(|s| s.remote().identity_key() == device.identity_key())
     }
 
     /// Makes `session` the active one, keeping a bounded number of older ones.
@@ -92,7 +103,7 @@ impl SessionSet {
         };
         batch.put(
             Table::Sessions,
-            self.device.as_bytes(),
+            &self.group,
             &[],
             &records::encode(&record)?,
         );

@@ -1,0 +1,110 @@
+//! The client's public value types: what callers pass in and get back.
+
+use kith_protocol::SafetyNumber;
+use kith_protocol::wire::Handle;
+
+use crate::relay::{RelayUrl, Trust};
+use crate::store::KdfParams;
+
+/// What `kith init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The relay's address.
+    pub relay: RelayUrl,
+    /// How to trust its certificate.
+    pub trust: Trust,
+    /// The handle to register.
+    pub handle: Handle,
+    /// The invite token, when the relay needs one.
+    pub invite: Option<String>,
+    /// Argon2id parameters for the local store.
+    pub kdf: KdfParams,
+}
+
+/// A message sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The message id (hex).
+    pub id: String,
+    /// The recipient.
+    pub to: Handle,
+    /// Envelopes stored by the relay (recipient devices plus this account's other devices).
+    pub envelopes: usize,
+    /// When it was sent (seconds since the Unix epoch).
+    pub sent_at: u64,
+}
+
+/// A message in a conversation: received, or sent from this or another device of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The sender's message id (hex, 32 characters).
+    pub id: String,
+    /// The other party of the one-on-one conversation.
+    pub conversation: Handle,
+    /// Who wrote it (this account's handle for outgoing messages).
+    pub from: Handle,
+    /// Whether this account wrote it.
+    pub outgoing: bool,
+    /// The text.
+    pub text: String,
+    /// When the sender sent it (sender's clock, seconds since the Unix epoch).
+    pub sent_at: u64,
+    /// When this device stored it (seconds since the Unix epoch).
+    pub received_at: u64,
+    /// The group circle, `None` for one-on-one messages.
+    pub group: Option<String>,
+}
+
+/// Something that happened while receiving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message was decrypted and stored.
+    Message(Message),
+    /// A contact's account key changed; their messages are still shown, sending is refused
+    /// until the user confirms the new safety number.
+    KeyChanged {
+        /// The contact.
+        handle: Handle,
+    },
+    /// An envelope could not be used and was dropped (acknowledged so it is not redelivered).
+    Dropped {
+        /// Why, for the user.
+        reason: String,
+    },
+    /// Everything queued while this device was offline has been received.
+    QueueDrained,
+    /// New one-time prekeys were published because the relay ran low.
+    PrekeysPublished {
+        /// How many of each kind.
+        count: usize,
+    },
+}
+
+/// A contact as shown by `kith contacts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The handle.
+    pub handle: Handle,
+    /// Whether the user confirmed the safety number.
+    pub verified: bool,
+    /// Whether the account key changed and is waiting for confirmation.
+    pub key_changed: bool,
+    /// Their devices known to this device.
+    pub devices: usize,
+    /// When the last message in the conversation was stored, if any.
+    pub last_message_at: Option<u64>,
+}
+
+/// A contact's safety number, for `kith verify`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// The contact.
+    pub handle: Handle,
+    /// The safety number over this account's key and the contact's (current) key.
+    pub safety_number: SafetyNumber,
+    /// Whether the user already confirmed it.
+    pub verified: bool,
+    /// Whether the contact's key changed and this number is the new one.
+    pub key_changed: bool,
+}
