@@ -36,14 +36,16 @@ impl Pusher {
         }
     }
 
-    /// The initial push: the whole queue, `QueueDrained`, then a prekey check.
+    /// The initial push: a prekey check, the whole queue, then `QueueDrained`. The notice
+    /// comes first so that a device that stops reading at `QueueDrained` (a one-shot
+    /// `kith receive`) has seen everything that was pending for it.
     pub(super) async fn push_initial<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         conn: &mut Connection<S, T>,
     ) -> Result<(), Gone> {
+        self.push_prekey_notice(conn).await?;
         self.push_queue(conn).await?;
-        conn.send(&ServerFrame::QueueDrained).await?;
-        self.push_prekey_notice(conn).await
+        conn.send(&ServerFrame::QueueDrained).await
     }
 
     /// Reacts to a registry wake-up.
