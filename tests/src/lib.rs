@@ -8,10 +8,14 @@
 //! - [`TestDevice`]: an account and device with certificate and prekey secrets, from a seed.
 //! - [`Connection`]: TLS + WebSocket to the relay, the challenge, request/response pairing and
 //!   pushed frames. Every wait has a timeout; nothing sleeps.
+//!
+//! The [`cli`] module drives the real `kith` and `kith-relay` executables for the tests in
+//! `tests/cli/`.
 #![forbid(unsafe_code)]
 // Test support: a failed expectation is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cli;
 pub mod connection;
 pub mod device;
 pub mod relay;

@@ -1,0 +1,268 @@
+//! `kith-relay serve` as a child process on loopback, with its data in a temporary directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::process::{LineReader, Run, run, signal, wait_child};
+use super::{COMMAND_TIMEOUT, copy_tree, relay_bin};
+
+/// Most relay processes running at once: CI has two cores, and each test also runs `kith`.
+const MAX_RUNNING_RELAYS: usize = 3;
+
+/// How long a relay may take to print its banner, and to exit after SIGTERM.
+const START_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for another test's relay to stop before starting one.
+const SLOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Relay processes running now, across the test binary.
+static RUNNING: Mutex<usize> = Mutex::new(0);
+static STOPPED: Condvar = Condvar::new();
+
+/// The right to run one relay process; given back on drop.
+struct Slot;
+
+impl Slot {
+    fn acquire() -> Self {
+        let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut running, timeout) = STOPPED
+            .wait_timeout_while(running, SLOT_TIMEOUT, |n| *n >= MAX_RUNNING_RELAYS)
+            .unwrap_or_else(|e| e.into_inner());
+        assert!(
+            !timeout.timed_out(),
+            "waited {SLOT_TIMEOUT:?} for other tests' relays to stop"
+        );
+        *running += 1;
+        Self
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        STOPPED.notify_one();
+    }
+}
+
+/// A `kith-relay serve` process (or a stopped relay's data, ready to start again).
+///
+/// The temporary directory holds `data/` (the relay's data directory: database, development
+/// certificate, admin.json) and `relay.log` (its standard error, every start appended).
+pub struct RelayProcess {
+    child: Option<(Child, Slot)>,
+    port: u16,
+    fingerprint: String,
+    // Dropped last: the process is killed before its directory is deleted.
+    dir: TempDir,
+}
+
+impl RelayProcess {
+    /// Starts a relay with invite-only registration on a free loopback port.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut relay = Self {
+            child: None,
+            port: 0,
+            fingerprint: String::new(),
+            dir,
+        };
+        relay.start_again();
+        relay
+    }
+
+    /// The address clients use: the relay's name is `localhost`, which its development
+    /// certificate is valid for.
+    pub fn url(&self) -> String {
+        format!("wss://localhost:{}", self.port)
+    }
+
+    /// The port the relay listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The relay's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Everything the relay wrote: its data directory and its log.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The development certificate (PEM), for `kith init --relay-ca`.
+    pub fn ca_path(&self) -> PathBuf {
+        self.data_dir().join("tls").join("cert.pem")
+    }
+
+    /// The certificate's SHA-256 fingerprint as the banner prints it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// What the relay logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+    }
+
+    /// A new single-use invite token (`kith-relay invite create`).
+    #[track_caller]
+    pub fn invite(&self) -> String {
+        let out = self.admin(&["invite", "create"]);
+        out.lines()
+            .last()
+            .map(|line| line.trim().to_owned())
+            .unwrap_or_else(|| panic!("no token printed: {out:?}"))
+    }
+
+    /// The relay's counters (`kith-relay stats --json`): accounts, devices, queued_envelopes,
+    /// connections, authenticated, …
+    #[track_caller]
+    pub fn stats(&self) -> serde_json::Value {
+        let out = self.admin(&["stats", "--json"]);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("stats JSON ({e}): {out:?}"))
+    }
+
+    /// The counter `name` of [`stats`](Self::stats).
+    #[track_caller]
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = self.stats();
+        stats[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
+    }
+
+    #[track_caller]
+    fn admin(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(relay_bin());
+        command.args(args).arg("--data").arg(self.data_dir());
+        clear_kith_env(&mut command);
+        run(command, None, COMMAND_TIMEOUT).success()
+    }
+
+    /// Stops the relay with SIGTERM and asserts it exits cleanly (status 0) in time.
+    #[track_caller]
+    pub fn stop(&mut self) {
+        let (child, _slot) = self.child.take().expect("the relay is running");
+        signal(child.id(), "TERM");
+        let status = wait_child(child, START_STOP_TIMEOUT);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the relay did not exit cleanly after SIGTERM ({status:?}); log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Stops the relay and starts it again on the same port and data directory.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// A stopped relay with a copy of this (stopped) relay's data directory, certificate
+    /// included, that will listen on the same port.
+    #[track_caller]
+    pub fn copy_stopped(&self) -> Self {
+        assert!(
+            self.child.is_none(),
+            "stop the relay before copying its data"
+        );
+        let dir = tempfile::tempdir().expect("temporary directory");
+        copy_tree(&self.data_dir(), &dir.path().join("data"));
+        Self {
+            child: None,
+            port: self.port,
+            fingerprint: self.fingerprint.clone(),
+            dir,
+        }
+    }
+
+    /// Starts the stopped relay on its data directory and port (a free port the first time)
+    /// and waits for its banner.
+    #[track_caller]
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the relay is already running");
+        let slot = Slot::acquire();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("relay.log"))
+            .expect("open the relay log");
+        let mut command = Command::new(relay_bin());
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["--admin-listen", "127.0.0.1:0", "--registration", "invite"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        clear_kith_env(&mut command);
+        let mut child = command.spawn().expect("start kith-relay serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut banner = LineReader::new(stdout);
+        let deadline = Instant::now() + START_STOP_TIMEOUT;
+        let listening = banner.line_until(deadline, |l| l.contains("listening:"));
+        let fingerprint = banner.line_until(deadline, |l| l.contains("fingerprint:"));
+        let (Some(listening), Some(fingerprint)) = (listening, fingerprint) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no banner from kith-relay within {START_STOP_TIMEOUT:?}; stdout: {:?}; log:\n{}",
+                banner.seen(),
+                self.log()
+            );
+        };
+        let port = parse_port(&listening);
+        assert!(
+            self.port == 0 || self.port == port,
+            "restarted on port {port} instead of {}",
+            self.port
+        );
+        self.port = port;
+        self.fingerprint = fingerprint
+            .rsplit(' ')
+            .next()
+            .expect("a fingerprint")
+            .to_owned();
+        // The reader thread keeps draining stdout until the process exits.
+        self.child = Some((child, slot));
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Some((mut child, _slot)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The port of the banner's `listening:    wss://127.0.0.1:PORT` line.
+fn parse_port(line: &str) -> u16 {
+    line.trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the banner line {line:?}"))
+}
+
+/// Removes `KITH_*` variables the developer's environment may set (relay settings, a home, a
+/// passphrase), so every test states what it uses.
+pub(super) fn clear_kith_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KITH_") {
+            command.env_remove(name);
+        }
+    }
+}
