@@ -102,6 +102,14 @@ fn a_changed_account_key_is_refused_until_confirmed() {
     assert_ne!(safety_number(&changed), pinned);
     assert_eq!(alice.contacts_json()[0]["key_changed"], true);
 
+    // Messages from the new key are shown, with the warning.
+    new_bob.send("alice", "new phone, same bob");
+    let received = alice
+        .kith(["receive"])
+        .success()
+        .stderr_mentions(&["safety number has changed", "kith verify bob --confirm"]);
+    assert_eq!(received.lines(), ["@bob: new phone, same bob"]);
+
     alice.kith(["verify", "bob", "--confirm"]).success();
     assert_flags(&alice.verify_json("bob"), true, false);
     alice.send("bob", "hello new bob");
