@@ -92,6 +92,39 @@ pub const CONTENT_VERSION: u8 = 1;
 /// one envelope, even as the first message of a session.
 pub const MAX_TEXT_LEN: usize = 32 * 1024;
 
+/// Maximum number of members of a group (SPEC.md §14.1). Circles are 3 to 50 people; 64
+/// leaves headroom while keeping a signed group state (≈ 4.4 KB) small enough for one 1:1
+/// message and bounding the fan-out of a group send (64 members × a few devices ≤
+/// [`MAX_RECIPIENTS`]).
+pub const MAX_GROUP_MEMBERS: usize = 64;
+
+/// Maximum length of a group's name, in bytes of UTF-8: a short label, shown in lists.
+pub const MAX_GROUP_NAME_LEN: usize = 64;
+
+/// Maximum number of message keys a single group message may skip in one sender-key chain
+/// (SPEC.md §14.5): the group analogue of [`MAX_SKIP`], with the same reason.
+pub const MAX_GROUP_SKIP: u32 = 1000;
+
+/// Maximum number of skipped message keys stored per peer sender key; the oldest is evicted
+/// first. Bounds memory and the size of a persisted [`crate::PeerSenderKey`].
+pub const MAX_GROUP_SKIPPED_KEYS: usize = 2000;
+
+/// First byte of a group envelope (SPEC.md §14.7). Distinct from the sealed-sender envelope's
+/// first byte ([`PROTOCOL_VERSION`]), so a receiver knows which kind of body it holds without
+/// trying to open it both ways.
+pub const GROUP_ENVELOPE_VERSION: u8 = 0x11;
+
+/// Version byte of an encoded group state (SPEC.md §14.1); it is part of the signed bytes.
+pub const GROUP_STATE_VERSION: u8 = 1;
+
+/// Version byte of a group message (SPEC.md §14.6); part of the header bound as associated
+/// data and covered by the signature.
+pub const GROUP_MESSAGE_VERSION: u8 = 1;
+
+/// Version byte of the persisted sender keys ([`crate::OwnSenderKey::to_bytes`],
+/// [`crate::PeerSenderKey::to_bytes`]), versioned on their own like the persisted session.
+pub const SENDER_KEY_STATE_VERSION: u8 = 1;
+
 /// Domain-separation labels. Every signature and every KDF in Kith starts from one of these
 /// ASCII strings (SPEC.md §1.2), so that no signed or derived value can be confused with
 /// another.
@@ -119,4 +152,15 @@ pub mod labels {
     pub const TLS_EXPORTER: &[u8] = b"EXPORTER-Kith-v1 channel binding";
     /// Prefix of the safety-number fingerprint hash input.
     pub const SAFETY_NUMBER: &[u8] = b"Kith-v1 safety number";
+    /// Prefix of the bytes an account key signs for a group state (SPEC.md §14.2).
+    pub const GROUP_STATE: &[u8] = b"Kith-v1 group state";
+    /// Prefix of the SHA-256 input that hashes a signed group state into the next state's
+    /// `previous_hash` (SPEC.md §14.2).
+    pub const GROUP_STATE_HASH: &[u8] = b"Kith-v1 group state hash";
+    /// HKDF info for expanding a sender-key message seed into AEAD key and nonce (§14.5).
+    pub const GROUP_MESSAGE_KEYS_INFO: &[u8] = b"Kith-v1 group message keys";
+    /// Prefix of the bytes a sender key's signing key signs for a group message (§14.6).
+    pub const GROUP_MESSAGE: &[u8] = b"Kith-v1 group message";
+    /// HKDF info prefix of the group envelope key, followed by group id and epoch (§14.7).
+    pub const GROUP_ENVELOPE_INFO: &[u8] = b"Kith-v1 group envelope";
 }

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::consts::{CONTENT_VERSION, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN};
 use crate::encoding::{self, BoundedString, DecodeError};
+use crate::group::{SenderKeyDistribution, SignedGroupState};
 use crate::wire::Handle;
 
 /// One message, as encrypted end to end (SPEC.md §13.1).
@@ -72,7 +73,12 @@ impl fmt::Debug for Content {
 /// Body = tag:varint u32 || fields
 ///   0 Text           || text:varint len (≤ MAX_TEXT_LEN) || UTF-8 bytes
 ///   1 SentTranscript || to:Handle || text:varint len (≤ MAX_TEXT_LEN) || UTF-8 bytes
+///   2 SenderKey      || SenderKeyDistribution (SPEC.md §14.5)
+///   3 GroupUpdate    || SignedGroupState (SPEC.md §14.2)
 /// ```
+///
+/// The plaintext of a group message is a `Content` with a [`Body::Text`]: the group is named by
+/// the group message's header, not by the content.
 ///
 /// [`MAX_TEXT_LEN`] counts bytes of UTF-8, not characters.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,23 +97,37 @@ pub enum Body {
         /// The text that was sent.
         text: BoundedString<MAX_TEXT_LEN>,
     },
+    /// A member device's sender key for a group and epoch (SPEC.md §14.8). Only ever sent
+    /// inside a 1:1 session; a receiver accepts it only from a member of that group state.
+    SenderKey(SenderKeyDistribution),
+    /// A signed group state: a change, or the invitation of a new member (SPEC.md §14.4).
+    /// Only ever sent inside a 1:1 session.
+    GroupUpdate(SignedGroupState),
 }
 
 impl Body {
-    /// The text of the message.
+    /// The text of the message; empty for a body that carries no text.
     pub fn text(&self) -> &str {
         match self {
             Self::Text { text } | Self::SentTranscript { text, .. } => text.as_str(),
+            Self::SenderKey(_) | Self::GroupUpdate(_) => "",
         }
+    }
+
+    /// Whether the body is a message with text ([`Body::Text`] or [`Body::SentTranscript`]).
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text { .. } | Self::SentTranscript { .. })
     }
 }
 
 impl fmt::Debug for Body {
-    /// Shows the kind and the text's length in bytes, never the text or a handle.
+    /// Shows the kind and the text's length in bytes, never the text, a handle or a key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             Self::Text { .. } => "Text",
             Self::SentTranscript { .. } => "SentTranscript",
+            Self::SenderKey(_) => return f.write_str("SenderKey { .. }"),
+            Self::GroupUpdate(_) => return f.write_str("GroupUpdate { .. }"),
         };
         f.debug_struct(name)
             .field("text_len", &self.text().len())

@@ -20,6 +20,12 @@
 //! - Safety numbers: [`SafetyNumber`].
 //! - Message content, the plaintext inside a session: [`Content`] with its [`Body`],
 //!   [`Content::to_bytes`] / [`Content::from_bytes`].
+//! - Groups (SPEC.md §14): [`GroupState::genesis`] → [`SignedGroupState`] →
+//!   [`VerifiedGroupState`] ([`SignedGroupState::verify_genesis`],
+//!   [`SignedGroupState::accept_invitation`], [`VerifiedGroupState::verify_successor`]),
+//!   changed with [`VerifiedGroupState::successor`] and a [`GroupChange`]; sender keys
+//!   [`OwnSenderKey`] → [`SenderKeyDistribution`] → [`PeerSenderKey`] encrypting and
+//!   decrypting [`GroupMessage`]s; group envelopes [`seal_group`] and [`open_group`].
 //! - The relay protocol: the [`wire`] module.
 //! - Every constant: [`consts`].
 #![forbid(unsafe_code)]
@@ -30,6 +36,7 @@ pub mod consts;
 mod content;
 mod dh;
 mod encoding;
+mod group;
 mod kdf;
 mod kem;
 mod keys;
@@ -44,6 +51,11 @@ pub use agreement::ResponderPrekeys;
 pub use content::{Body, Content};
 pub use dh::NonContributoryKey;
 pub use encoding::{BoundedBytes, BoundedString, BoundedVec, DecodeError};
+pub use group::{
+    GroupChange, GroupDecryptError, GroupEncryptError, GroupId, GroupMessage, GroupOpenError,
+    GroupSealError, GroupState, GroupStateError, Member, OwnSenderKey, PeerSenderKey,
+    SenderKeyDistribution, SignedGroupState, VerifiedGroupState, open_group, seal_group,
+};
 pub use keys::{
     AccountKeyPair, AccountPublicKey, BundleError, CertificateError, DeviceCertificate, DeviceId,
     DeviceKeyPair, DeviceSigningPublicKey, IdentityPublicKey, KemPrekey, KemPrekeyKind,

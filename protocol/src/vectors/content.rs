@@ -73,6 +73,7 @@ fn compute() -> ContentVector {
             let (body_tag, to) = match &content.body {
                 Body::Text { .. } => (0, None),
                 Body::SentTranscript { to, .. } => (1, Some(to.as_str().to_owned())),
+                _ => unreachable!("group bodies are in group_state.json and group_message.json"),
             };
             ContentCase {
                 name: name.to_owned(),

@@ -33,11 +33,18 @@
 //! - `padding.json`: padded lengths and padded bytes (§7.3);
 //! - `safety_number.json`: both parties' digits, fingerprints and scannable forms (§8);
 //! - `wire.json`: every client request, server frame and error kind, the auth transcript (§9);
-//! - `content.json`: the message content inside a session, both body variants (§13).
+//! - `content.json`: the message content inside a session, both body variants (§13);
+//! - `group_state.json`: a group's genesis, an admin's removal and a member's leave (§14.1–14.4);
+//! - `group_message.json`: a sender key's distribution and four group messages, delivered out
+//!   of order (§14.5–14.6);
+//! - `group_envelope.json`: a group message in a group envelope (§14.7).
 
 mod certificate;
 mod content;
 mod fixtures;
+mod group_envelope;
+mod group_message;
+mod group_state;
 mod padding;
 mod pqxdh;
 mod ratchet;
