@@ -97,6 +97,49 @@ pub enum Error {
          Try again; if it persists, report it."
     )]
     SessionBroken,
+    /// No circle of that name (or id prefix).
+    #[error("You are not in a circle called \"{group}\". `kith group list` shows your circles.")]
+    UnknownGroup {
+        /// What the user typed.
+        group: String,
+    },
+    /// Several circles match.
+    #[error(
+        "More than one circle is called \"{group}\". Use the circle's id instead (`kith group \
+         list` shows it)."
+    )]
+    AmbiguousGroup {
+        /// What the user typed.
+        group: String,
+    },
+    /// The change needs an admin.
+    #[error(
+        "Only an admin of \"{group}\" can add or remove members. Ask one of its admins \
+         (`kith group members {group}` shows them)."
+    )]
+    NotGroupAdmin {
+        /// The circle.
+        group: String,
+    },
+    /// A circle change that the protocol refuses (e.g. the last admin leaving, a member twice).
+    #[error("That change to \"{group}\" is not possible: {reason}.")]
+    GroupChangeRefused {
+        /// The circle.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+    /// More recipient devices than one send may carry.
+    #[error(
+        "This message would go to {count} devices, more than the relay takes at once ({max}). \
+         Make the circle smaller."
+    )]
+    TooManyRecipients {
+        /// Devices.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The relay answered with keys or certificates that do not verify.
     #[error(
         "The relay sent keys for @{} that do not verify, so nothing was sent. Try again later; \

@@ -23,7 +23,10 @@ mod home;
 mod relay;
 mod store;
 
-pub use client::{Client, Contact, Event, InitOptions, Message, Sent, Verification};
+pub use client::{
+    Client, Contact, Event, GroupInfo, GroupMember, GroupSent, InitOptions, Message, Sent,
+    Verification,
+};
 pub use error::Error;
 pub use home::Home;
 pub use relay::{FingerprintError, LinkError, Push, RelayUrl, Trust, UrlError, parse_fingerprint};

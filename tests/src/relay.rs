@@ -91,6 +91,13 @@ impl TestRelay {
         self.running().relay_addr()
     }
 
+    /// The relay's TLS certificate (PEM), for clients to trust.
+    pub fn certificate_pem(&self) -> String {
+        self.running()
+            .certificate_pem()
+            .expect("the relay terminates TLS")
+    }
+
     /// The admin listener's address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.running().admin_addr()

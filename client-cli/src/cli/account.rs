@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::args::{InitArgs, JsonArg, VerifyArgs};
 use super::format::{contact_json, contact_line, safety_rows};
-use super::session::{new_passphrase, note, out};
+use super::session::{new_passphrase, note, out, out_each};
 
 /// `kith init`: creates the account, this device and its store, and registers.
 pub(crate) async fn init(home: &Home, args: InitArgs) -> Result<()> {
@@ -107,14 +107,9 @@ pub(crate) fn contacts(client: &Client, args: JsonArg) -> Result<()> {
         .map(|c| c.handle.as_str().len() + 1)
         .max()
         .unwrap_or(0);
-    for contact in &contacts {
-        let line = if args.json {
-            contact_json(contact).to_string()
-        } else {
-            contact_line(contact, width)
-        };
-        out(&line)?;
-    }
+    out_each(&contacts, args.json, contact_json, |c| {
+        contact_line(c, width)
+    })?;
     Ok(())
 }
 

@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use kith::RelayUrl;
 use kith_protocol::wire::Handle;
 
+use super::conversation::ConversationArgs;
+use super::group_args::GroupArgs;
+
 /// Kith: end-to-end encrypted messages for peer-support communities.
 ///
 /// Your keys live on this device, in a local store locked by your passphrase. The relay only
@@ -48,13 +51,25 @@ pub(crate) enum Command {
     /// Fetch and print new messages (everything queued, then optionally wait for more).
     #[command(after_help = RECEIVE_EXAMPLES)]
     Receive(ReceiveArgs),
-    /// Open an interactive conversation in the terminal.
+    /// Open an interactive conversation with someone, or with a circle, in the terminal.
     ///
     /// Type and press Enter to send; PageUp/PageDown (or Up/Down) scroll the history; Esc or
-    /// Ctrl-C quits. Messages from other people are announced on the status line.
-    Chat(HandleArg),
+    /// Ctrl-C quits. Messages in other conversations, and changes to circles, are announced on
+    /// the status line.
+    #[command(after_help = CHAT_EXAMPLES)]
+    Chat(ConversationArgs),
     /// Print a conversation from this device's store (nothing is fetched).
+    ///
+    /// Name a person (HANDLE) for a one-on-one conversation, or a circle (--group NAME) for
+    /// its messages, each line tagged with the circle's name.
+    #[command(after_help = HISTORY_EXAMPLES)]
     History(HistoryArgs),
+    /// Circles (groups): create them, send to them, add and remove members.
+    ///
+    /// Every message to a circle is end-to-end encrypted for each member's devices. A circle has a name, members and admins; its creator is its first admin. Only admins
+    /// add and remove members. Whenever the membership changes, everyone moves to fresh keys,
+    /// so people who left cannot read what is sent after.
+    Group(GroupArgs),
     /// List the people you have exchanged messages with.
     Contacts(JsonArg),
     /// Show the safety number with someone, to compare it with them, and confirm it.
@@ -91,6 +106,17 @@ Examples:
 
 Messages go to standard output, warnings (a changed safety number, …) to standard error.
 In scripts, set KITH_PASSPHRASE instead of typing the passphrase.";
+
+const CHAT_EXAMPLES: &str = "\
+Examples:
+  kith chat bob                        talk with @bob
+  kith chat --group 'Tuesday group'    talk with everyone in a circle";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  kith history bob --limit 20
+  kith history --group 'Tuesday group'
+  kith history --group 3fa9 --json     (a circle by the start of its id)";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -130,6 +156,14 @@ pub(crate) struct SendArgs {
     /// Who to send to, with or without a leading @.
     #[arg(value_name = "HANDLE", value_parser = parse_handle)]
     pub(crate) handle: Handle,
+    /// What to send.
+    #[command(flatten)]
+    pub(crate) message: TextArg,
+}
+
+/// The text of a message, on the command line or from standard input.
+#[derive(Debug, Args)]
+pub(crate) struct TextArg {
     /// The message (the words are joined with spaces), or `-` to read it from standard input.
     ///
     /// With `-`, one trailing newline is removed. Quote text that starts with '-', or put
@@ -147,8 +181,10 @@ pub(crate) struct ReceiveArgs {
     /// Print one JSON object per message and line, for scripts.
     ///
     /// Keys: id, from, to, conversation, text, sent_at, received_at (seconds since the Unix
-    /// epoch), group (null for one-on-one messages) and outgoing (true for messages you sent
-    /// from another device).
+    /// epoch), group (the circle's name, null for one-on-one messages) and outgoing (true for
+    /// messages you sent from another device). For circle messages, `to` is the circle's name.
+    ///
+    /// Changes to your circles are reported on standard error as `[NAME] what happened`.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -156,23 +192,15 @@ pub(crate) struct ReceiveArgs {
 /// `kith history`.
 #[derive(Debug, Args)]
 pub(crate) struct HistoryArgs {
-    /// Whose conversation, with or without a leading @.
-    #[arg(value_name = "HANDLE", value_parser = parse_handle)]
-    pub(crate) handle: Handle,
+    /// Whose conversation.
+    #[command(flatten)]
+    pub(crate) conversation: ConversationArgs,
     /// Only the last N messages.
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<usize>,
     /// Print one JSON object per message and line (the keys of `kith receive --json`).
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// A command that takes one handle.
-#[derive(Debug, Args)]
-pub(crate) struct HandleArg {
-    /// Who, with or without a leading @.
-    #[arg(value_name = "HANDLE", value_parser = parse_handle)]
-    pub(crate) handle: Handle,
 }
 
 /// A command whose only option is `--json`.
@@ -223,6 +251,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use crate::cli::conversation::Conversation;
 
     #[test]
     fn handles_with_and_without_at() {
@@ -279,12 +308,46 @@ mod tests {
             panic!("not send")
         };
         assert_eq!(send.handle.as_str(), "bob");
-        assert_eq!(send.text, ["hi", "there"]);
+        assert_eq!(send.message.text, ["hi", "there"]);
         let dash = Cli::try_parse_from(["kith", "send", "bob", "-"]).unwrap();
         let Command::Send(send) = dash.command else {
             panic!("not send")
         };
-        assert_eq!(send.text, ["-"]);
+        assert_eq!(send.message.text, ["-"]);
+    }
+
+    fn conversation(args: &[&str]) -> Result<Conversation, clap::error::ErrorKind> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.kind())?;
+        let conversation = match cli.command {
+            Command::History(history) => history.conversation,
+            Command::Chat(chat) => chat,
+            _ => panic!("not history or chat"),
+        };
+        Ok(conversation.conversation().unwrap())
+    }
+
+    #[test]
+    fn history_and_chat_take_a_handle_or_a_group() {
+        for command in ["history", "chat"] {
+            let person = conversation(&["kith", command, "@bob"]).unwrap();
+            assert_eq!(person, Conversation::Person(parse_handle("bob").unwrap()));
+            let circle = conversation(&["kith", command, "--group", "Tuesday group"]).unwrap();
+            assert_eq!(circle, Conversation::Circle("Tuesday group".to_owned()));
+            let both = conversation(&["kith", command, "bob", "--group", "tuesday"]);
+            assert_eq!(both, Err(clap::error::ErrorKind::ArgumentConflict));
+            let neither = conversation(&["kith", command]);
+            assert_eq!(
+                neither,
+                Err(clap::error::ErrorKind::MissingRequiredArgument)
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["kith", "history", "--group", "t", "--limit", "5", "--json"]);
+        let Command::History(history) = cli.unwrap().command else {
+            panic!("not history")
+        };
+        assert_eq!(history.limit, Some(5));
+        assert!(history.json);
     }
 
     #[test]
@@ -295,15 +358,45 @@ mod tests {
             if sub.get_name() == "help" {
                 continue;
             }
-            let help = sub.render_long_help().to_string();
-            assert!(help.len() > 120, "{}: {help}", sub.get_name());
-            assert!(help.contains("--home"), "{}", sub.get_name());
+            assert_help_is_written(sub);
+            for nested in sub.get_subcommands_mut() {
+                if nested.get_name() != "help" {
+                    assert_help_is_written(nested);
+                }
+            }
         }
         let top = cli.render_long_help().to_string();
         for name in [
-            "init", "send", "receive", "chat", "history", "contacts", "verify",
+            "init", "send", "receive", "chat", "history", "contacts", "verify", "group",
         ] {
             assert!(top.contains(name));
+        }
+    }
+
+    fn assert_help_is_written(command: &mut clap::Command) {
+        let help = command.render_long_help().to_string();
+        assert!(help.len() > 120, "{}: {help}", command.get_name());
+        assert!(help.contains("--home"), "{}", command.get_name());
+    }
+
+    #[test]
+    fn group_help_lists_its_commands_and_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        let group = cli.find_subcommand_mut("group").unwrap();
+        let help = group.render_long_help().to_string();
+        for name in [
+            "create", "send", "add", "remove", "leave", "list", "members",
+        ] {
+            assert!(help.contains(name), "{help}");
+        }
+        for (name, example) in [("create", "kith group create"), ("send", "kith group send")] {
+            let sub = group.find_subcommand_mut(name).unwrap();
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Examples:") && help.contains(example),
+                "{help}"
+            );
         }
     }
 }

@@ -47,17 +47,37 @@ pub(crate) fn sanitize(text: &str) -> String {
         .collect()
 }
 
-/// A message as one JSON object. `me` is this account, the recipient of incoming messages.
+/// A name someone chose (a circle's) made safe for one line: like [`sanitize`], and newlines
+/// become U+FFFD too.
+pub(crate) fn sanitize_name(name: &str) -> String {
+    sanitize(name).replace('\n', "\u{FFFD}")
+}
+
+/// `1 device`, `2 devices`: a count and its noun.
+pub(crate) fn plural(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// A change to a circle as `kith receive` and `kith chat` announce it: `[NAME] description`.
+pub(crate) fn group_notice(group: &str, description: &str) -> String {
+    format!("[{}] {}", sanitize_name(group), sanitize_name(description))
+}
+
+/// A message as one JSON object. `me` is this account, the recipient of incoming one-on-one
+/// messages; circle messages are addressed to the circle's name.
 pub(crate) fn message_json(message: &Message, me: &Handle) -> Value {
-    let to = if message.outgoing {
-        &message.conversation
-    } else {
-        me
+    let to = match (&message.group, message.outgoing) {
+        (Some(group), _) => group.as_str(),
+        (None, true) => message.conversation.as_str(),
+        (None, false) => me.as_str(),
     };
     json!({
         "id": message.id,
         "from": message.from.as_str(),
-        "to": to.as_str(),
+        "to": to,
         "conversation": message.conversation.as_str(),
         "text": message.text,
         "sent_at": message.sent_at,
@@ -67,20 +87,33 @@ pub(crate) fn message_json(message: &Message, me: &Handle) -> Value {
     })
 }
 
-/// A message as `kith receive` prints it.
+/// A message as `kith receive` prints it: `@bob: …`, `you → @bob: …`, `[NAME] @bob: …` or
+/// `[NAME] you: …`.
 pub(crate) fn received_line(message: &Message) -> String {
     let text = sanitize(&message.text);
-    if message.outgoing {
-        format!("you → @{}: {text}", message.conversation)
-    } else {
-        format!("@{}: {text}", message.from)
+    match (circle_tag(message), message.outgoing) {
+        (Some(tag), true) => format!("{tag} you: {text}"),
+        (Some(tag), false) => format!("{tag} @{}: {text}", message.from),
+        (None, true) => format!("you → @{}: {text}", message.conversation),
+        (None, false) => format!("@{}: {text}", message.from),
     }
 }
 
-/// A message as `kith history` prints it.
+/// A message as `kith history` prints it: `[date] @from: …`, or `[date] [NAME] @from: …`.
 pub(crate) fn history_line(message: &Message) -> String {
     let when = utc_date_time(message.sent_at);
-    format!("[{when}] @{}: {}", message.from, sanitize(&message.text))
+    let circle = circle_tag(message).map(|tag| tag + " ").unwrap_or_default();
+    format!(
+        "[{when}] {circle}@{}: {}",
+        message.from,
+        sanitize(&message.text)
+    )
+}
+
+/// `[NAME]` for a circle message.
+fn circle_tag(message: &Message) -> Option<String> {
+    let group = message.group.as_deref()?;
+    Some(format!("[{}]", sanitize_name(group)))
 }
 
 /// A contact as one JSON object.
@@ -107,10 +140,7 @@ pub(crate) fn contact_line(contact: &Contact, handle_width: usize) -> String {
     } else {
         ""
     };
-    let devices = match contact.devices {
-        1 => "1 device".to_owned(),
-        n => format!("{n} devices"),
-    };
+    let devices = plural(contact.devices, "device");
     format!("{handle:handle_width$}  {verified:12}{changed}  {devices}")
 }
 
@@ -212,6 +242,51 @@ mod tests {
             history_line(&message(false)),
             "[2023-11-14 22:13] @bob: hi\u{FFFD}[2J there"
         );
+    }
+
+    fn circle_message(outgoing: bool) -> Message {
+        Message {
+            group: Some("Tuesday\ngroup".to_owned()),
+            text: "see you".to_owned(),
+            ..message(outgoing)
+        }
+    }
+
+    #[test]
+    fn circle_messages_as_text() {
+        assert_eq!(
+            received_line(&circle_message(false)),
+            "[Tuesday\u{FFFD}group] @bob: see you"
+        );
+        assert_eq!(
+            received_line(&circle_message(true)),
+            "[Tuesday\u{FFFD}group] you: see you"
+        );
+        assert_eq!(
+            history_line(&circle_message(true)),
+            "[2023-11-14 22:13] [Tuesday\u{FFFD}group] @alice: see you"
+        );
+        assert_eq!(
+            group_notice("a\u{1b}b", "bob joined"),
+            "[a\u{FFFD}b] bob joined"
+        );
+    }
+
+    #[test]
+    fn circle_json_is_addressed_to_the_circle() {
+        for outgoing in [false, true] {
+            let value = message_json(&circle_message(outgoing), &handle("alice"));
+            assert_eq!(value["group"], "Tuesday\ngroup");
+            assert_eq!(value["to"], "Tuesday\ngroup");
+            assert_eq!(value["outgoing"], outgoing);
+        }
+    }
+
+    #[test]
+    fn counts_and_nouns() {
+        assert_eq!(plural(1, "member"), "1 member");
+        assert_eq!(plural(0, "device"), "0 devices");
+        assert_eq!(plural(3, "device"), "3 devices");
     }
 
     #[test]

@@ -8,23 +8,21 @@ use kith::{Client, Event};
 use kith_protocol::wire::Handle;
 
 use super::args::{HistoryArgs, ReceiveArgs, SendArgs};
-use super::format::{history_line, message_json, received_line};
-use super::session::{note, out};
+use super::format::{group_notice, history_line, message_json, plural, received_line};
+use super::session::{note, out, out_each};
 
 /// `kith send`: encrypts the text for every device of the recipient and of this account.
 pub(crate) async fn send(client: &mut Client, args: SendArgs) -> Result<()> {
-    let text = message_text(args.text, io::stdin())?;
+    let text = message_text(args.message.text, io::stdin())?;
     let sent = client.send_text(&args.handle, &text).await?;
-    let devices = match sent.envelopes {
-        1 => "1 device".to_owned(),
-        n => format!("{n} devices"),
-    };
+    let devices = plural(sent.envelopes, "device");
     out(&format!("Sent to @{} ({devices}).", sent.to))?;
     Ok(())
 }
 
-/// The text of `kith send`: the words joined with spaces, or standard input for `-`.
-fn message_text(words: Vec<String>, mut stdin: impl Read) -> Result<String> {
+/// The text of `kith send` and `kith group send`: the words joined with spaces, or standard
+/// input for `-`.
+pub(crate) fn message_text(words: Vec<String>, mut stdin: impl Read) -> Result<String> {
     let text = if matches!(words.as_slice(), [only] if only == "-") {
         let mut text = String::new();
         if stdin.read_to_string(&mut text).is_err() {
@@ -84,6 +82,7 @@ impl Printer {
                 }
             }
             Event::KeyChanged { handle } => note(&key_changed_warning(handle)),
+            Event::GroupChanged { group, description } => note(&group_notice(group, description)),
             Event::Dropped { reason } => {
                 note(&format!(
                     "warning: a message could not be read and was dropped: {reason}"
@@ -105,24 +104,16 @@ pub(crate) fn key_changed_warning(handle: &Handle) -> String {
     )
 }
 
-/// `kith history`: the stored conversation, oldest first.
+/// `kith history`: the stored conversation or circle, oldest first.
 pub(crate) fn history(client: &Client, args: HistoryArgs) -> Result<()> {
     let me = client.handle().clone();
-    let messages = client.history(&args.handle, args.limit)?;
+    let conversation = args.conversation.conversation()?;
+    let messages = conversation.history(client, args.limit)?;
     if messages.is_empty() && !args.json {
-        note(&format!(
-            "No messages with @{} on this device.",
-            args.handle
-        ));
+        let whom = conversation.with_whom();
+        note(&format!("No messages {whom} on this device."));
     }
-    for message in &messages {
-        let line = if args.json {
-            message_json(message, &me).to_string()
-        } else {
-            history_line(message)
-        };
-        out(&line)?;
-    }
+    out_each(&messages, args.json, |m| message_json(m, &me), history_line)?;
     Ok(())
 }
 

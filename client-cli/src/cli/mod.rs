@@ -3,7 +3,11 @@
 mod account;
 mod args;
 mod chat;
+mod conversation;
 mod format;
+mod group_args;
+mod group_format;
+mod groups;
 mod messages;
 mod session;
 
@@ -33,9 +37,10 @@ async fn dispatch(client: &mut Client, command: Command) -> Result<()> {
         Command::Init(_) => Ok(()),
         Command::Send(args) => messages::send(client, args).await,
         Command::Receive(args) => messages::receive(client, args).await,
-        Command::Chat(args) => chat::run(client, args.handle).await,
+        Command::Chat(args) => chat::run(client, args.conversation()?).await,
         Command::History(args) => messages::history(client, args),
         Command::Contacts(args) => account::contacts(client, args),
         Command::Verify(args) => account::verify(client, args).await,
+        Command::Group(args) => groups::run(client, args.command).await,
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
 use kith::{Client, Home, Passphrase};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 /// The environment variable that supplies the passphrase non-interactively.
@@ -80,6 +81,24 @@ pub(crate) fn out(line: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()
+}
+
+/// Writes one line per item to standard output: its JSON object with `json`, else its text.
+pub(crate) fn out_each<T>(
+    items: &[T],
+    json: bool,
+    as_json: impl Fn(&T) -> Value,
+    as_line: impl Fn(&T) -> String,
+) -> io::Result<()> {
+    for item in items {
+        let line = if json {
+            as_json(item).to_string()
+        } else {
+            as_line(item)
+        };
+        out(&line)?;
+    }
+    Ok(())
 }
 
 /// Writes one line to standard error; a closed standard error is ignored.

@@ -32,6 +32,8 @@ pub(super) struct Account {
     pub(super) relay: RelayUrl,
     /// How its certificate is trusted.
     pub(super) trust: Trust,
+    /// The account key (signs circle changes).
+    pub(super) keys: AccountKeyPair,
     /// The device's keys.
     pub(super) device: DeviceKeyPair,
     /// The account's certificate for this device.
@@ -62,6 +64,7 @@ impl Account {
                 .map_err(|_| StoreError::Corrupt)?,
         );
         let device = DeviceKeyPair::from_secret_bytes(&device_secret);
+        let keys = AccountKeyPair::from_secret_bytes(&record.account_secret);
         let certificate = DeviceCertificate::from_bytes(&record.certificate)
             .ok()
             .and_then(|c| c.verify().ok())
@@ -70,6 +73,7 @@ impl Account {
             handle: Handle::parse(&record.handle).map_err(|_| StoreError::Corrupt)?,
             relay: RelayUrl::parse(&record.relay).map_err(|_| StoreError::Corrupt)?,
             trust: Trust::from_bytes(&record.trust).ok_or(StoreError::Corrupt)?,
+            keys,
             device,
             certificate,
             last_resort_kem_id: record.last_resort_kem_id,
@@ -149,6 +153,7 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
         handle: handle.clone(),
         relay: relay.clone(),
         trust: trust.clone(),
+        keys: account_keys,
         device,
         certificate,
         last_resort_kem_id: LAST_RESORT_KEM_ID,

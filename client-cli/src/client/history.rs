@@ -6,23 +6,67 @@ use super::Message;
 use super::records::{self, ContactRecord, HistoryRecord};
 use crate::store::{Batch, LocalStore, StoreError, Table};
 
-/// Adds `record` to the conversation with `contact` in `batch`, advancing the contact's
-/// sequence number (the caller saves the contact in the same batch).
+/// Where a conversation's messages are numbered: its store group, the next sequence number
+/// and the time of its last message (kept in the contact's or the circle's record, which the
+/// caller saves in the same batch).
+pub(super) struct Conversation<'a> {
+    /// The history group: a handle, or `group:` and a group id (handles have no ':').
+    pub(super) key: Vec<u8>,
+    /// The next sequence number.
+    pub(super) next_seq: &'a mut u64,
+    /// When the last message was stored.
+    pub(super) last_message_at: &'a mut Option<u64>,
+}
+
+impl<'a> Conversation<'a> {
+    /// The one-on-one conversation with `contact`.
+    pub(super) fn with_contact(contact: &'a mut ContactRecord) -> Self {
+        Self {
+            key: contact.handle.as_bytes().to_vec(),
+            next_seq: &mut contact.next_seq,
+            last_message_at: &mut contact.last_message_at,
+        }
+    }
+}
+
+/// The history group of a circle.
+pub(super) fn group_key(group_id: &[u8; 16]) -> Vec<u8> {
+    [b"group:".as_slice(), group_id].concat()
+}
+
+/// Adds `record` to `conversation` in `batch`, advancing its sequence number.
 pub(super) fn append(
     batch: &mut Batch,
-    contact: &mut ContactRecord,
+    conversation: Conversation<'_>,
     record: &HistoryRecord,
 ) -> Result<(), StoreError> {
-    let seq = contact.next_seq;
-    contact.next_seq = seq.saturating_add(1);
-    contact.last_message_at = Some(record.received_at);
+    let seq = *conversation.next_seq;
+    *conversation.next_seq = seq.saturating_add(1);
+    *conversation.last_message_at = Some(record.received_at);
     batch.put(
         Table::History,
-        contact.handle.as_bytes(),
+        &conversation.key,
         &seq.to_be_bytes(),
         &records::encode(record)?,
     );
     Ok(())
+}
+
+/// The last `limit` records of the conversation stored under `key` (all when `None`), oldest
+/// first.
+pub(super) fn records(
+    store: &LocalStore,
+    key: &[u8],
+    limit: Option<usize>,
+) -> Result<Vec<HistoryRecord>, StoreError> {
+    let entries = match limit {
+        Some(limit) => store.scan_group_last(Table::History, key, limit)?,
+        None => store.scan_group(Table::History, key)?,
+    };
+    entries
+        .iter()
+        .map(|(_, bytes)| records::decode(bytes))
+        .collect()
 }
 
 /// The last `limit` messages with `with` (all when `None`), oldest first.
@@ -31,18 +75,10 @@ pub(super) fn list(
     with: &Handle,
     limit: Option<usize>,
 ) -> Result<Vec<Message>, StoreError> {
-    let group = with.as_str().as_bytes();
-    let entries = match limit {
-        Some(limit) => store.scan_group_last(Table::History, group, limit)?,
-        None => store.scan_group(Table::History, group)?,
-    };
-    entries
+    Ok(records(store, with.as_str().as_bytes(), limit)?
         .iter()
-        .map(|(_, bytes)| {
-            let record: HistoryRecord = records::decode(bytes)?;
-            Ok(message(with, &record))
-        })
-        .collect()
+        .map(|record| message(with, record))
+        .collect())
 }
 
 /// The public form of a history record of the conversation with `conversation`.

@@ -2,6 +2,7 @@
 
 mod account;
 mod contacts;
+mod groups;
 mod history;
 mod prekeys;
 mod receive;
@@ -10,7 +11,9 @@ mod send;
 mod sessions;
 mod types;
 
-pub use types::{Contact, Event, InitOptions, Message, Sent, Verification};
+pub use types::{
+    Contact, Event, GroupInfo, GroupMember, GroupSent, InitOptions, Message, Sent, Verification,
+};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -240,6 +243,11 @@ impl Client {
         wait: Option<Duration>,
         mut on_event: impl FnMut(&Event),
     ) -> Result<(), Error> {
+        // A fresh connection, so the relay pushes the whole queue and then `QueueDrained` (an
+        // open one had its `QueueDrained` long ago; unacknowledged pushes come again).
+        if let Some(link) = self.link.take() {
+            link.close().await;
+        }
         self.connect().await?;
         let deadline = wait.map(|wait| Instant::now() + wait);
         let mut drained = false;

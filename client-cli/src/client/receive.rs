@@ -2,6 +2,7 @@
 //! from, and store session, history and contact in one durable write — only then is the message
 //! shown and acknowledged.
 
+use kith_protocol::consts::GROUP_ENVELOPE_VERSION;
 use kith_protocol::rand_core::CryptoRng;
 use kith_protocol::wire::{Delivery, Handle};
 use kith_protocol::{
@@ -11,6 +12,8 @@ use zeroize::Zeroizing;
 
 use super::account::Account;
 use super::contacts;
+use super::groups;
+use super::history::Conversation;
 use super::prekeys::LoadedPrekeys;
 use super::records::{ContactRecord, HistoryRecord};
 use super::sessions::{self, SessionSet};
@@ -50,6 +53,9 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
     delivery: &Delivery,
     rng: &mut R,
 ) -> Result<Vec<Event>, Error> {
+    if delivery.body.as_slice().first() == Some(&GROUP_ENVELOPE_VERSION) {
+        return groups::on_envelope(store, account, delivery.body.as_slice());
+    }
     let Ok(opened) = open(
         &account.device,
         &account.certificate,
@@ -82,6 +88,22 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
             "a message in a format this version of Kith does not understand (update Kith)",
         )]);
     };
+    let control = match &content.body {
+        Body::SenderKey(distribution) => Some(groups::on_sender_key(
+            store,
+            &sender,
+            distribution,
+            &mut batch,
+        )?),
+        Body::GroupUpdate(signed) => Some(groups::on_update(
+            store, account, &sender, signed, &mut batch,
+        )?),
+        _ => None,
+    };
+    if let Some(events) = control {
+        store.apply(batch)?;
+        return Ok(events);
+    }
     let Some(attribution) = attribute(store, link, account, &sender, &content).await? else {
         store.apply(batch)?;
         return Ok(vec![dropped(
@@ -102,7 +124,11 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
         sent_at: content.sent_at,
         received_at: now(),
     };
-    history::append(&mut batch, &mut contact, &record)?;
+    history::append(
+        &mut batch,
+        Conversation::with_contact(&mut contact),
+        &record,
+    )?;
     contacts::save(&mut batch, &contact)?;
     store.apply(batch)?;
 

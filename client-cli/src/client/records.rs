@@ -10,7 +10,9 @@
 //! | `Sessions` | remote device id           | empty             | [`SessionSetRecord`]   |
 //! | `BaseKeys` | a base key `EK_A`          | empty             | `[1]`                  |
 //! | `Contacts` | handle                     | empty             | [`ContactRecord`]      |
-//! | `History`  | conversation handle        | seq (u64 BE)      | [`HistoryRecord`]      |
+//! | `History`  | handle, or `group:` ‖ id   | seq (u64 BE)      | [`HistoryRecord`]      |
+//! | `Groups`   | group id                   | empty             | [`GroupRecord`]        |
+//! | `PeerSenderKeys` | group id ‖ account ‖ device | epoch (u64 BE) | `PeerSenderKey` bytes |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -117,6 +119,25 @@ pub(super) struct HistoryRecord {
     pub(super) sent_at: u64,
     /// When this device stored it.
     pub(super) received_at: u64,
+}
+
+/// A circle this account is (or was) in.
+#[derive(Serialize, Deserialize, Default, Zeroize, ZeroizeOnDrop)]
+pub(super) struct GroupRecord {
+    /// The current verified state (`VerifiedGroupState::to_bytes`; holds the envelope secret).
+    pub(super) state: Vec<u8>,
+    /// The state before, to open envelopes sent just before a change.
+    pub(super) previous: Option<Vec<u8>>,
+    /// This device's sender key for the current epoch (`OwnSenderKey::to_bytes`).
+    pub(super) own_key: Option<Vec<u8>>,
+    /// Devices (account key ‖ device id) that hold `own_key` already.
+    pub(super) distributed: Vec<Vec<u8>>,
+    /// The next history sequence number of the circle.
+    pub(super) next_seq: u64,
+    /// When the last message of the circle was stored.
+    pub(super) last_message_at: Option<u64>,
+    /// Whether this account left the circle (history kept, nothing sent or received).
+    pub(super) left: bool,
 }
 
 /// Encodes a record behind its format byte, in a zeroizing buffer.

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::account::Account;
 use super::contacts::{self, Directory};
+use super::history::Conversation;
 use super::records::HistoryRecord;
 use super::sessions::SessionSet;
 use super::{Sent, history, now};
@@ -20,7 +21,7 @@ use crate::relay::Link;
 use crate::store::{Batch, LocalStore};
 
 /// One envelope ready for the relay.
-struct Envelope {
+pub(super) struct Envelope {
     device: DeviceId,
     sealed: Vec<u8>,
 }
@@ -101,7 +102,7 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
     store.apply(batch)?;
 
     for envelope in &envelopes {
-        deliver(link, envelope, rng).await?;
+        deliver(link, &envelope.sealed, &[envelope.device], rng).await?;
     }
 
     let record = HistoryRecord {
@@ -113,7 +114,11 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
         received_at: now(),
     };
     let mut batch = Batch::new();
-    history::append(&mut batch, &mut contact, &record)?;
+    history::append(
+        &mut batch,
+        Conversation::with_contact(&mut contact),
+        &record,
+    )?;
     contacts::save(&mut batch, &contact)?;
     store.apply(batch)?;
     Ok(Sent {
@@ -126,7 +131,10 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
 
 /// This account's devices other than this one, or `None` when there are none (or the relay's
 /// answer for our own handle is not our own account key).
-async fn own_other_devices(link: &mut Link, account: &Account) -> Result<Option<Directory>, Error> {
+pub(super) async fn own_other_devices(
+    link: &mut Link,
+    account: &Account,
+) -> Result<Option<Directory>, Error> {
     let mut own = contacts::lookup(link, &account.handle).await?;
     if own.account_key != *account.account_key() {
         return Ok(None);
@@ -137,7 +145,7 @@ async fn own_other_devices(link: &mut Link, account: &Account) -> Result<Option<
 
 /// Encrypts `plaintext` for every device in `directory`, starting sessions where needed, and
 /// adds the updated sessions to `batch`.
-async fn encrypt_for<R: CryptoRng + ?Sized>(
+pub(super) async fn encrypt_for<R: CryptoRng + ?Sized>(
     store: &LocalStore,
     link: &mut Link,
     account: &Account,
@@ -225,25 +233,32 @@ async fn start_sessions<R: CryptoRng + ?Sized>(
         .collect()
 }
 
-/// Hands one envelope to the relay and waits for "accepted".
-async fn deliver<R: CryptoRng + ?Sized>(
+/// Hands one body for `devices` to the relay and waits for "accepted".
+pub(super) async fn deliver<R: CryptoRng + ?Sized>(
     link: &mut Link,
-    envelope: &Envelope,
+    body: &[u8],
+    devices: &[DeviceId],
     rng: &mut R,
 ) -> Result<(), Error> {
     let mut client_message_id = [0u8; 16];
     rng.fill_bytes(&mut client_message_id);
-    let recipient = Recipient {
-        device_id: envelope.device,
-        part: None,
-    };
+    let recipients = devices
+        .iter()
+        .map(|&device_id| Recipient {
+            device_id,
+            part: None,
+        })
+        .collect();
     let request = Request::Send(SendRequest {
         client_message_id,
-        body: BoundedBytes::new(envelope.sealed.clone()).ok_or(Error::TooLong {
-            len: envelope.sealed.len(),
+        body: BoundedBytes::new(body.to_vec()).ok_or(Error::TooLong {
+            len: body.len(),
             max: kith_protocol::consts::MAX_BODY_LEN,
         })?,
-        recipients: BoundedVec::new(vec![recipient]).ok_or(Error::SessionBroken)?,
+        recipients: BoundedVec::new(recipients).ok_or(Error::TooManyRecipients {
+            count: devices.len(),
+            max: kith_protocol::consts::MAX_RECIPIENTS,
+        })?,
     });
     match link.request(request).await? {
         Response::Accepted {
@@ -253,4 +268,32 @@ async fn deliver<R: CryptoRng + ?Sized>(
             what: "\"accepted\"",
         }),
     }
+}
+
+/// Sends `content` over the 1:1 sessions to every device in `directory` (used for circle
+/// states and sender keys). Returns the number of envelopes the relay accepted.
+pub(super) async fn send_content<R: CryptoRng + ?Sized>(
+    store: &LocalStore,
+    link: &mut Link,
+    account: &Account,
+    recipient: (&Handle, &Directory),
+    content: &Content,
+    rng: &mut R,
+) -> Result<usize, Error> {
+    let mut batch = Batch::new();
+    let envelopes = encrypt_for(
+        store,
+        link,
+        account,
+        recipient,
+        &content.to_bytes(),
+        &mut batch,
+        rng,
+    )
+    .await?;
+    store.apply(batch)?;
+    for envelope in &envelopes {
+        deliver(link, &envelope.sealed, &[envelope.device], rng).await?;
+    }
+    Ok(envelopes.len())
 }

@@ -74,6 +74,14 @@ pub enum Event {
     },
     /// Everything queued while this device was offline has been received.
     QueueDrained,
+    /// A circle this device belongs to changed (created, members added or removed, renamed),
+    /// or this device was added to one.
+    GroupChanged {
+        /// The circle's name.
+        group: String,
+        /// What happened, for the user.
+        description: String,
+    },
     /// New one-time prekeys were published because the relay ran low.
     PrekeysPublished {
         /// How many of each kind.
@@ -107,4 +115,49 @@ pub struct Verification {
     pub verified: bool,
     /// Whether the contact's key changed and this number is the new one.
     pub key_changed: bool,
+}
+
+/// A circle (group), as `kith group list` and `kith group members` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The group id (hex, 32 characters).
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The current epoch (every membership change starts a new one).
+    pub epoch: u64,
+    /// The members, this account included.
+    pub members: Vec<GroupMember>,
+    /// Whether this account is an admin (may add and remove members).
+    pub admin: bool,
+    /// When the last message of the circle was stored, if any.
+    pub last_message_at: Option<u64>,
+}
+
+/// A member of a circle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member's handle.
+    pub handle: Handle,
+    /// Whether the member is an admin.
+    pub admin: bool,
+    /// Whether this is this account.
+    pub you: bool,
+}
+
+/// A message sent to a circle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSent {
+    /// The message id (hex).
+    pub id: String,
+    /// The circle's name.
+    pub group: String,
+    /// Recipient devices (members' devices and this account's other devices).
+    pub envelopes: usize,
+    /// Size of the one body uploaded for all of them, in bytes.
+    pub body_len: usize,
+    /// Devices that received this device's sender key first (over 1:1 sessions).
+    pub keys_distributed: usize,
+    /// Members skipped because their account key no longer matches the circle's.
+    pub skipped: Vec<Handle>,
 }

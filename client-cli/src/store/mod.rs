@@ -60,6 +60,10 @@ pub(crate) enum Table {
     Contacts = 5,
     /// Message history, grouped by conversation, items ordered by sequence number.
     History = 6,
+    /// Circles this account is in, by group id.
+    Groups = 7,
+    /// Other members' sender keys, grouped by group, account and device; items by epoch.
+    PeerSenderKeys = 8,
 }
 
 /// An opened, unlocked local store.

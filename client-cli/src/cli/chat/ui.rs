@@ -7,9 +7,12 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use kith_protocol::wire::Handle;
+
 use super::state::{ChatState, Entry, Status};
 use super::wrap::{width, wrap};
-use crate::cli::format::utc_time;
+use crate::cli::conversation::Conversation;
+use crate::cli::format::{plural, sanitize_name, utc_time};
 
 /// The status row when there is nothing to report.
 const HINT: &str = "Enter: send · PgUp/PgDn: scroll · Esc: quit";
@@ -39,60 +42,58 @@ pub(super) fn draw(frame: &mut Frame, state: &mut ChatState) {
 }
 
 fn title_line(state: &ChatState) -> Line<'static> {
-    let peer = &state.peer;
-    let bar = Style::new().add_modifier(Modifier::REVERSED);
-    let (label, style) = if state.key_changed {
+    let bar = Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD);
+    match &state.conversation {
+        Conversation::Person(peer) => Line::from(vec![
+            Span::styled(format!(" Chat with @{peer} "), bar),
+            Span::raw(" "),
+            trust_label(state, peer),
+        ]),
+        Conversation::Circle(name) => {
+            let members = plural(state.members, "member");
+            let title = format!(" Circle {} ({members}) ", sanitize_name(name));
+            Line::from(Span::styled(title, bar))
+        }
+    }
+}
+
+/// Whether the person's safety number is verified, or changed.
+fn trust_label(state: &ChatState, peer: &Handle) -> Span<'static> {
+    if state.key_changed {
         let label = format!(" SAFETY NUMBER CHANGED: kith verify {peer} ");
-        (
-            label,
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD),
-        )
+        let style = Style::new()
+            .fg(Color::White)
+            .bg(Color::Red)
+            .add_modifier(Modifier::BOLD);
+        Span::styled(label, style)
     } else if state.verified {
-        (
-            " verified ".to_owned(),
-            Style::new().fg(Color::Black).bg(Color::Green),
-        )
+        Span::styled(" verified ", Style::new().fg(Color::Black).bg(Color::Green))
     } else {
-        (
-            " not verified ".to_owned(),
-            Style::new().fg(Color::Black).bg(Color::Yellow),
-        )
-    };
-    Line::from(vec![
-        Span::styled(
-            format!(" Chat with @{peer} "),
-            bar.add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(" "),
-        Span::styled(label, style),
-    ])
+        let style = Style::new().fg(Color::Black).bg(Color::Yellow);
+        Span::styled(" not verified ", style)
+    }
 }
 
 /// Every row of the conversation at `columns` wide.
 pub(super) fn conversation_lines(state: &ChatState, columns: usize) -> Vec<Line<'static>> {
     if state.entries.is_empty() {
-        let text = format!("No messages with @{} yet.", state.peer);
+        let text = format!("No messages {} yet.", state.conversation.with_whom());
         return vec![Line::styled(text, Style::new().add_modifier(Modifier::DIM))];
     }
-    let peer = format!("@{}", state.peer);
     state
         .entries
         .iter()
-        .flat_map(|entry| entry_lines(entry, &peer, columns))
+        .flat_map(|entry| entry_lines(entry, columns))
         .collect()
 }
 
-fn entry_lines(entry: &Entry, peer: &str, columns: usize) -> Vec<Line<'static>> {
+fn entry_lines(entry: &Entry, columns: usize) -> Vec<Line<'static>> {
     let time = utc_time(entry.sent_at);
-    let (author, colour) = if entry.mine {
-        ("you", Color::Cyan)
-    } else {
-        (peer, Color::Yellow)
+    let (author, colour) = match &entry.author {
+        None => ("you".to_owned(), Color::Cyan),
+        Some(handle) => (format!("@{handle}"), Color::Yellow),
     };
-    let prefix = width(&time) + 1 + width(author) + 2;
+    let prefix = width(&time) + 1 + width(&author) + 2;
     let rows = wrap(
         &entry.text,
         columns.saturating_sub(prefix),
@@ -102,10 +103,7 @@ fn entry_lines(entry: &Entry, peer: &str, columns: usize) -> Vec<Line<'static>> 
     let first = Line::from(vec![
         Span::styled(time, Style::new().add_modifier(Modifier::DIM)),
         Span::raw(" "),
-        Span::styled(
-            author.to_owned(),
-            Style::new().fg(colour).add_modifier(Modifier::BOLD),
-        ),
+        Span::styled(author, Style::new().fg(colour).add_modifier(Modifier::BOLD)),
         Span::raw(": "),
         Span::raw(rows.next().unwrap_or_default()),
     ]);
