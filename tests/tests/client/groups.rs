@@ -89,4 +89,23 @@ async fn a_circle_from_creation_to_removal() {
             .collect::<Vec<_>>(),
         ["first", "hi from bob"]
     );
+
+    // Carol's client still holds the old state; what she sends now is dropped by the others,
+    // though the previous epoch's envelope key still opens it.
+    carol
+        .client
+        .group_send("circle", "still here?")
+        .await
+        .unwrap();
+    for member in [&mut alice, &mut bob] {
+        let events = member.receive().await;
+        assert!(
+            events.iter().all(|e| !matches!(e, Event::Message(_))),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Dropped { .. })),
+            "{events:?}"
+        );
+    }
 }

@@ -125,7 +125,13 @@ fn on_message(
     message: &GroupMessage,
 ) -> Result<Vec<Event>, Error> {
     let sender = (message.sender_account(), message.sender_device());
-    let Some(member) = state.state().member(sender.0) else {
+    // A member of the state that opened the envelope, and still one now: someone removed in
+    // the last change must not keep posting through the previous epoch.
+    let member = state
+        .state()
+        .member(sender.0)
+        .filter(|_| circle.state.state().member(sender.0).is_some());
+    let Some(member) = member else {
         return Ok(vec![dropped(
             "a circle message from someone who is not in it",
         )]);
