@@ -216,7 +216,8 @@ fn describe(old: &GroupState, new: &GroupState) -> String {
         parts.push(format!("{} joined", added.join(", ")));
     }
     if !removed.is_empty() {
-        parts.push(format!("{} left or were removed", removed.join(", ")));
+        let verb = if removed.len() == 1 { "is" } else { "are" };
+        parts.push(format!("{} {verb} no longer in the circle", removed.join(", ")));
     }
     if old.name() != new.name() {
         parts.push(format!("renamed from \"{}\"", old.name()));
