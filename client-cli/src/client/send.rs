@@ -38,13 +38,7 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
     if *to == account.handle {
         return Err(Error::SelfSend);
     }
-    let text = BoundedString::<MAX_TEXT_LEN>::new(text).ok_or(Error::TooLong {
-        len: text.len(),
-        max: MAX_TEXT_LEN,
-    })?;
-    if text.as_str().trim().is_empty() {
-        return Err(Error::EmptyMessage);
-    }
+    let text = checked_text(text)?;
     let directory = contacts::lookup(link, to).await?;
     let mut contact = contacts::pin(store, to, &directory)?;
     if directory.devices.is_empty() {
@@ -127,6 +121,18 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
         envelopes: envelopes.len(),
         sent_at,
     })
+}
+
+/// A message text within the limit and not blank.
+pub(super) fn checked_text(text: &str) -> Result<BoundedString<MAX_TEXT_LEN>, Error> {
+    let text = BoundedString::<MAX_TEXT_LEN>::new(text).ok_or(Error::TooLong {
+        len: text.len(),
+        max: MAX_TEXT_LEN,
+    })?;
+    if text.as_str().trim().is_empty() {
+        return Err(Error::EmptyMessage);
+    }
+    Ok(text)
 }
 
 /// This account's devices other than this one, or `None` when there are none (or the relay's

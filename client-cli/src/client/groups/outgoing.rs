@@ -1,12 +1,10 @@
 //! What a member sends: circle states and sender keys over the 1:1 sessions, and circle
 //! messages as one upload for every member device.
 
-use kith_protocol::consts::MAX_TEXT_LEN;
 use kith_protocol::rand_core::CryptoRng;
 use kith_protocol::wire::Handle;
 use kith_protocol::{
-    Body, BoundedString, Content, DeviceId, GroupState, OwnSenderKey, VerifiedGroupState,
-    seal_group,
+    Body, Content, DeviceId, GroupState, OwnSenderKey, VerifiedGroupState, seal_group,
 };
 
 use super::super::account::Account;
@@ -111,13 +109,7 @@ pub(super) async fn send_text<R: CryptoRng + ?Sized>(
     text: &str,
     rng: &mut R,
 ) -> Result<GroupSent, Error> {
-    let text = BoundedString::<MAX_TEXT_LEN>::new(text).ok_or(Error::TooLong {
-        len: text.len(),
-        max: MAX_TEXT_LEN,
-    })?;
-    if text.as_str().trim().is_empty() {
-        return Err(Error::EmptyMessage);
-    }
+    let text = send::checked_text(text)?;
     let audience = Audience::of(link, account, circle.state.state()).await?;
     let mut key = circle.own_key(rng)?;
     // The sender key is durable before its chain key leaves this device.
