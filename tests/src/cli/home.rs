@@ -118,14 +118,19 @@ impl Home {
     /// `kith init` with `invite` and the relay's certificate (`--relay-ca`).
     #[track_caller]
     pub fn init_with_invite(&self, relay: &RelayProcess, invite: &str) -> Run {
-        let ca = relay.ca_path();
-        let ca = ca.to_str().expect("a UTF-8 temporary path");
-        self.try_init(relay, &["--invite", invite, "--relay-ca", ca])
+        let ca = ca_arg(relay);
+        self.try_init(relay, &["--invite", invite, "--relay-ca", &ca])
     }
 
-    /// `kith init` with a fresh invite and the relay's certificate; asserts success.
+    /// `kith init` with the relay's certificate and, unless anyone can register there, a
+    /// fresh invite; asserts success.
     #[track_caller]
     pub fn init(&self, relay: &RelayProcess) -> Run {
+        if relay.is_open() {
+            return self
+                .try_init(relay, &["--relay-ca", &ca_arg(relay)])
+                .success();
+        }
         self.init_with_invite(relay, &relay.invite()).success()
     }
 
@@ -184,6 +189,12 @@ impl Home {
             stderr,
         }
     }
+}
+
+/// The relay's certificate path as a `--relay-ca` value.
+fn ca_arg(relay: &RelayProcess) -> String {
+    let ca = relay.ca_path();
+    ca.to_str().expect("a UTF-8 temporary path").to_owned()
 }
 
 /// Parses one JSON object per non-empty line of standard output.

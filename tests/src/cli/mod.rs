@@ -1,10 +1,12 @@
 //! Drives the real binaries: `kith-relay serve` as a child process, `kith` run once per command
-//! against a temporary home, and `kith chat` inside a detached tmux session.
+//! against a temporary home (circles' `kith group` commands included), and `kith chat` inside a
+//! detached tmux session.
 //!
 //! Every wait has a deadline. Where the only observable is something to poll (the relay's
 //! counters, a terminal screen), [`wait_until`] polls it with short pauses, bounded by its
 //! deadline.
 
+mod circle;
 mod home;
 mod process;
 mod relay;
@@ -13,6 +15,7 @@ mod tmux;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use circle::{GroupSent, init_homes};
 pub use home::{Home, Receiver};
 pub use process::{Run, run};
 pub use relay::RelayProcess;

@@ -55,6 +55,7 @@ impl Drop for Slot {
 /// certificate, admin.json) and `relay.log` (its standard error, every start appended).
 pub struct RelayProcess {
     child: Option<(Child, Slot)>,
+    registration: Registration,
     port: u16,
     fingerprint: String,
     // Dropped last: the process is killed before its directory is deleted.
@@ -64,9 +65,20 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts a relay with invite-only registration on a free loopback port.
     pub fn start() -> Self {
+        Self::start_with(Registration::Invite)
+    }
+
+    /// Starts a relay where anyone can register (`--registration open`), so that many
+    /// accounts need no invite each.
+    pub fn start_open() -> Self {
+        Self::start_with(Registration::Open)
+    }
+
+    fn start_with(registration: Registration) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut relay = Self {
             child: None,
+            registration,
             port: 0,
             fingerprint: String::new(),
             dir,
@@ -79,6 +91,11 @@ impl RelayProcess {
     /// certificate is valid for.
     pub fn url(&self) -> String {
         format!("wss://localhost:{}", self.port)
+    }
+
+    /// Whether anyone can register without an invite.
+    pub fn is_open(&self) -> bool {
+        self.registration == Registration::Open
     }
 
     /// The port the relay listens on (kept across restarts).
@@ -178,6 +195,7 @@ impl RelayProcess {
         copy_tree(&self.data_dir(), &dir.path().join("data"));
         Self {
             child: None,
+            registration: self.registration,
             port: self.port,
             fingerprint: self.fingerprint.clone(),
             dir,
@@ -202,7 +220,8 @@ impl RelayProcess {
             .arg(self.data_dir())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(["--admin-listen", "127.0.0.1:0", "--registration", "invite"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["--registration", self.registration.arg()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -244,6 +263,22 @@ impl Drop for RelayProcess {
         if let Some((mut child, _slot)) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Who may register: the relay's `--registration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    Invite,
+    Open,
+}
+
+impl Registration {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Invite => "invite",
+            Self::Open => "open",
         }
     }
 }

@@ -6,7 +6,7 @@ use kith_tests::cli::{Tmux, wait_until};
 use crate::{WAIT, alice_and_bob, assert_received, texts};
 
 /// Whether the test can run: tmux is required on CI; elsewhere its absence skips the test.
-fn tmux_present() -> bool {
+pub(crate) fn tmux_present() -> bool {
     if Tmux::available() {
         return true;
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `kith` client, driven through the real executables: `kith-relay
 //! serve` as a child process on loopback, `kith` run command by command against temporary
-//! homes (the passphrase in `KITH_PASSPHRASE`), and `kith chat` in a tmux pseudo-terminal.
+//! homes (the passphrase in `KITH_PASSPHRASE`), and `kith chat` in a tmux pseudo-terminal;
+//! the `groups*` modules do the same for circles (groups).
 //!
 //! Build both executables first (`cargo build -p kith -p kith-relay`; `cargo test
 //! --workspace` does it). Every wait has a deadline; what can only be polled (the relay's
@@ -9,6 +10,9 @@
 
 mod chat;
 mod errors;
+mod groups;
+mod groups_large;
+mod groups_membership;
 mod messaging;
 mod prekeys;
 mod storage;
