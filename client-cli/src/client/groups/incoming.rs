@@ -217,7 +217,10 @@ fn describe(old: &GroupState, new: &GroupState) -> String {
     }
     if !removed.is_empty() {
         let verb = if removed.len() == 1 { "is" } else { "are" };
-        parts.push(format!("{} {verb} no longer in the circle", removed.join(", ")));
+        parts.push(format!(
+            "{} {verb} no longer in the circle",
+            removed.join(", ")
+        ));
     }
     if old.name() != new.name() {
         parts.push(format!("renamed from \"{}\"", old.name()));
