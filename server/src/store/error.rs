@@ -48,6 +48,22 @@ pub enum StoreError {
     /// The store was closed; no further writes are accepted.
     #[error("store is closed")]
     Closed,
+    /// The database cannot be reached (refused, timed out, authentication failed, connection
+    /// lost). Describes the failure, never the connection URL or its password.
+    #[error("the database is unreachable: {0}")]
+    DatabaseUnreachable(String),
+    /// The database has a migration applied that this binary does not know: it was upgraded by
+    /// a newer kith-relay. Refused, so an old relay never writes into a newer schema.
+    #[error(
+        "the database schema is newer than this kith-relay (schema version {found}, this \
+         relay knows up to {known}); upgrade the relay"
+    )]
+    SchemaTooNew {
+        /// The newest migration version applied in the database.
+        found: u32,
+        /// The newest migration version this binary knows.
+        known: u32,
+    },
     /// The storage engine failed (I/O, flush, engine bug). Describes the failure, no user data.
     #[error("storage backend: {0}")]
     Backend(String),

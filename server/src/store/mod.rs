@@ -38,10 +38,12 @@ use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+mod postgres;
 mod sled;
 mod types;
 
 pub use self::error::StoreError;
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sled::{SledOptions, SledStore};
 pub use self::types::{
     Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
@@ -171,4 +173,24 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes a last time and stops background work; later writes fail with
     /// [`StoreError::Closed`]. Call it on shutdown after in-flight requests have finished.
     fn close(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // ---- several relay nodes ----
+
+    /// Wake-ups from other relay nodes sharing this store: a device whose mailbox another node
+    /// changed, or [`Wakeup::Resync`] after notifications may have been missed. `Some` at most
+    /// once (the first call takes the receiver); `None` for single-node engines such as sled,
+    /// where the relay's own registry sees every change.
+    fn take_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Wakeup>> {
+        None
+    }
+}
+
+/// A notification from another relay node sharing the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// New mail for this device: push its queue if it is connected here.
+    Device(DeviceId),
+    /// Notifications may have been lost (the listening connection was re-established): re-read
+    /// the queues of every device connected here.
+    Resync,
 }
