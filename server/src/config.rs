@@ -13,6 +13,7 @@
 #![doc = include_str!("config.example.toml")]
 //! ```
 
+mod database;
 mod error;
 mod validate;
 
@@ -23,9 +24,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::database::{DatabaseUrl, StoreKind, redact_passwords};
 pub use self::error::{ConfigError, Origin, Problem};
 use crate::relay::{Registration, RelaySettings};
-use crate::store::MailboxLimits;
+use crate::store::{MailboxLimits, PostgresOptions};
 
 /// The commented example configuration, with every key at its default.
 pub const EXAMPLE: &str = include_str!("config.example.toml");
@@ -43,8 +45,14 @@ const NON_KEY_ENV: &[&str] = &["KITH_RELAY_CONFIG", "KITH_RELAY_ADMIN_TOKEN"];
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Directory for the database, the development certificate and `admin.json`.
+    /// Directory for the sled database, the development certificate and `admin.json`.
     pub data_dir: PathBuf,
+    /// Which storage engine.
+    pub store: StoreKind,
+    /// PostgreSQL connection string; required when `store` is postgres.
+    pub database_url: Option<DatabaseUrl>,
+    /// Connections in the PostgreSQL pool.
+    pub database_pool_size: usize,
     /// Address of the client listener.
     pub listen: SocketAddr,
     /// Address of the admin listener (plain HTTP).
@@ -123,6 +131,9 @@ impl Default for Config {
         let relay = RelaySettings::default();
         Self {
             data_dir: PathBuf::from("./kith-data"),
+            store: StoreKind::Sled,
+            database_url: None,
+            database_pool_size: 16,
             listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7444)),
             admin_allow_non_loopback: false,
@@ -162,7 +173,10 @@ enum Kind {
 /// test checks it against [`EXAMPLE`]).
 const KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
+    ("store", Kind::Text),
     ("sled_cache_mb", Kind::Integer),
+    ("database_url", Kind::Text),
+    ("database_pool_size", Kind::Integer),
     ("listen", Kind::Text),
     ("relay_name", Kind::Text),
     ("tls", Kind::Text),
@@ -301,6 +315,18 @@ impl Config {
             ..RelaySettings::default()
         }
     }
+
+    /// How to reach PostgreSQL: `None` unless `store` is postgres and `database_url` is set
+    /// (which [`validate`](Self::validate) requires).
+    pub fn postgres_options(&self) -> Option<PostgresOptions> {
+        match (self.store, &self.database_url) {
+            (StoreKind::Postgres, Some(url)) => Some(PostgresOptions {
+                url: url.expose().to_owned(),
+                pool_size: self.database_pool_size,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What [`Config::load_partial`] found.
@@ -324,7 +350,8 @@ fn read_file(path: &Path, values: &mut Values) -> Result<(), ConfigError> {
     let table: BTreeMap<toml::Spanned<String>, toml::Value> =
         toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            // The parser quotes the offending line, which may hold database_url.
+            message: redact_passwords(&e.to_string()),
         })?;
     for (key, value) in table {
         let line = text

@@ -12,7 +12,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kith_relay::admin::client::AdminClient;
 use kith_relay::admin::{CreateInvite, MAX_INVITE_USES, Stats};
-use kith_relay::config::{self, Config};
+use kith_relay::config::{self, Config, DatabaseUrl, StoreKind};
 use kith_relay::relay::Registration;
 use kith_relay::service::{self, Signals};
 
@@ -72,6 +72,7 @@ Examples:
   kith-relay serve
   kith-relay serve --data /var/lib/kith-relay --listen 0.0.0.0:7443 \\
       --tls-cert /etc/kith/fullchain.pem --tls-key /etc/kith/privkey.pem
+  KITH_RELAY_DATABASE_URL=postgres://kith:PASSWORD@db:5432/kith kith-relay serve --store postgres
   KITH_RELAY_REGISTRATION=open kith-relay serve --config relay.toml"
 )]
 struct ServeArgs {
@@ -96,6 +97,22 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Storage engine: sled (embedded, one node) or postgres (shared by several nodes)
+    /// [default: sled].
+    #[arg(long, value_enum)]
+    store: Option<StoreArg>,
+    /// PostgreSQL connection string for --store postgres. Other local users can read a
+    /// command line: prefer the KITH_RELAY_DATABASE_URL environment variable.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoreArg {
+    /// sled in <data>/sled/.
+    Sled,
+    /// PostgreSQL at --database-url (or KITH_RELAY_DATABASE_URL).
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -188,7 +205,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Defence in depth: no error should carry the database password, but mask any.
+            eprintln!("error: {}", config::redact_passwords(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -210,6 +228,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls_cert = Some(cert);
         config.tls_key = Some(key);
+    }
+    if let Some(store) = args.store {
+        config.store = match store {
+            StoreArg::Sled => StoreKind::Sled,
+            StoreArg::Postgres => StoreKind::Postgres,
+        };
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = Some(DatabaseUrl::new(url));
     }
     config.validate()?;
     service::init_logging(config.log_format, &config.log_level)?;

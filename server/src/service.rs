@@ -4,19 +4,24 @@
 //! binary uses them with [`Signals`]; tests use them in-process (several relays in one process
 //! work, each with its own data directory; the metrics recorder is shared).
 //!
-//! Layout of the data directory (mode 0700):
+//! The engine is chosen by `store` in the [`Config`]: [`start`] opens sled or connects to
+//! PostgreSQL, and from there one generic path (`start_with_store`) runs the relay over it.
+//!
+//! Layout of the data directory (mode 0700; used with either engine):
 //!
 //! | path | what |
 //! | --- | --- |
-//! | `sled/` | the database ([`STORE_DIR`]) |
+//! | `sled/` | the sled database ([`STORE_DIR`]; not with PostgreSQL) |
 //! | `tls/cert.pem`, `tls/key.pem` | the development certificate, if no certificate is configured |
 //! | `admin.json` | admin URL and token while the relay runs (0600), removed on clean shutdown |
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::future::Future;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +32,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState, AdminToken};
-use crate::config::{Config, ConfigError, LogFormat, TlsMode};
+use crate::config::{Config, ConfigError, LogFormat, StoreKind, TlsMode};
 use crate::relay::{Registration, Relay, RelayHandle};
-use crate::store::{SledOptions, SledStore, Store, StoreError, StoreStats};
+use crate::store::{PostgresStore, SledOptions, SledStore, Store, StoreError, StoreStats};
 use crate::tls::{self, CertificateKind, ServerTls, TlsError};
 
 /// The database's directory inside the data directory.
@@ -57,10 +62,11 @@ pub enum ServiceError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The store failed to open or to close.
-    #[error("store in {}: {source}{hint}", path.display())]
+    #[error("store {location}: {source}{hint}")]
     Store {
-        /// The database directory.
-        path: PathBuf,
+        /// Which engine and where, e.g. `sled (./kith-data/sled)` or
+        /// `postgres (db.example.org:5432/kith, password hidden)`.
+        location: StoreLocation,
         /// The store's error.
         source: StoreError,
         /// What to do.
@@ -95,6 +101,71 @@ fn other(what: &'static str, reason: impl std::fmt::Display) -> ServiceError {
     }
 }
 
+/// Which engine a relay stores its data in, and where; shown in the banner and in errors
+/// without the database password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// sled, in this directory.
+    Sled(PathBuf),
+    /// PostgreSQL at `host:port/database` (no user, no password).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Where the store of `config` is.
+    pub fn of(config: &Config) -> Self {
+        match (config.store, &config.database_url) {
+            (StoreKind::Postgres, Some(url)) => Self::Postgres(url.describe()),
+            (StoreKind::Postgres, None) => Self::Postgres("no database_url".to_owned()),
+            (StoreKind::Sled, _) => Self::Sled(config.data_dir.join(STORE_DIR)),
+        }
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sled(path) => write!(f, "sled ({})", path.display()),
+            Self::Postgres(target) => write!(f, "postgres ({target}, password hidden)"),
+        }
+    }
+}
+
+/// A boxed future of the store, so that [`Running`] does not depend on the engine.
+type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// What [`Running`] needs of its store once the relay runs, whichever engine it is.
+trait RunningStore: Send + Sync {
+    /// [`Store::stats`].
+    fn stats(&self) -> StoreFuture<'_, StoreStats>;
+    /// [`Store::close`].
+    fn close(&self) -> StoreFuture<'_, ()>;
+}
+
+impl<S: Store> RunningStore for S {
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        Box::pin(Store::stats(self))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(Store::close(self))
+    }
+}
+
+/// The running relay's store, with where it is.
+struct StoreHandle {
+    location: StoreLocation,
+    store: Arc<dyn RunningStore>,
+}
+
+impl fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A running relay. Dropping it without [`Running::shutdown`] leaves its tasks running until
 /// the runtime stops and `admin.json` in place.
 #[derive(Debug)]
@@ -103,7 +174,7 @@ pub struct Running {
     relay_addr: SocketAddr,
     admin_addr: SocketAddr,
     tls: Option<ServerTls>,
-    store: Arc<SledStore>,
+    store: StoreHandle,
     relay: RelayHandle,
     shutdown: CancellationToken,
     relay_task: JoinHandle<Result<(), String>>,
@@ -112,8 +183,9 @@ pub struct Running {
 }
 
 /// Starts a relay: validates `config`, creates the data directory, sets up TLS, opens the
-/// store, binds both listeners (port 0 picks a free port: see [`Running::relay_addr`]),
-/// writes `admin.json` and spawns the relay and the admin listener.
+/// store the config chooses (sled, or PostgreSQL), binds both listeners (port 0 picks a free
+/// port: see [`Running::relay_addr`]), writes `admin.json` and spawns the relay and the admin
+/// listener.
 pub async fn start(config: Config) -> Result<Running, ServiceError> {
     config.validate()?;
     let metrics = crate::metrics::install();
@@ -131,7 +203,27 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         (TlsMode::On, Some(cert), Some(key)) => Some(tls::load(cert, key)?),
         (TlsMode::On, _, _) => Some(tls::development(&data_dir, &config.relay_name)?),
     };
-    let store = Arc::new(open_store(&config)?);
+    match config.store {
+        StoreKind::Sled => {
+            let store = open_sled(&config)?;
+            start_with_store(config, tls, store, metrics).await
+        }
+        StoreKind::Postgres => {
+            let store = connect_postgres(&config).await?;
+            start_with_store(config, tls, store, metrics).await
+        }
+    }
+}
+
+/// The rest of [`start`], the same for every engine: binds, spawns, and on failure closes
+/// the store again.
+async fn start_with_store<S: Store>(
+    config: Config,
+    tls: Option<ServerTls>,
+    store: S,
+    metrics: PrometheusHandle,
+) -> Result<Running, ServiceError> {
+    let store = Arc::new(store);
     match bind_and_spawn(config, tls, Arc::clone(&store), metrics).await {
         Ok(running) => Ok(running),
         Err(e) => {
@@ -143,7 +235,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     }
 }
 
-fn open_store(config: &Config) -> Result<SledStore, ServiceError> {
+fn open_sled(config: &Config) -> Result<SledStore, ServiceError> {
     let path = config.data_dir.join(STORE_DIR);
     let options = SledOptions {
         cache_capacity: config.sled_cache_mb.saturating_mul(1024 * 1024),
@@ -156,14 +248,35 @@ fn open_store(config: &Config) -> Result<SledStore, ServiceError> {
             }
             _ => "",
         };
-        ServiceError::Store { path, source, hint }
+        ServiceError::Store {
+            location: StoreLocation::Sled(path),
+            source,
+            hint,
+        }
     })
 }
 
-async fn bind_and_spawn(
+async fn connect_postgres(config: &Config) -> Result<PostgresStore, ServiceError> {
+    let location = StoreLocation::of(config);
+    let options = config.postgres_options().ok_or(ServiceError::Store {
+        location: location.clone(),
+        source: StoreError::Closed,
+        hint: " (store is postgres but database_url is not set)",
+    })?;
+    PostgresStore::connect(options)
+        .await
+        .map_err(|source| ServiceError::Store {
+            location,
+            source,
+            hint: " (check database_url or KITH_RELAY_DATABASE_URL, and that the database \
+                   accepts connections from this host)",
+        })
+}
+
+async fn bind_and_spawn<S: Store>(
     config: Config,
     tls: Option<ServerTls>,
-    store: Arc<SledStore>,
+    store: Arc<S>,
     metrics: PrometheusHandle,
 ) -> Result<Running, ServiceError> {
     let relay_listener = bind(config.listen, "client listener", "--listen").await?;
@@ -203,13 +316,14 @@ async fn bind_and_spawn(
             .into_future(),
     );
     let upkeep_task = tokio::spawn(upkeep(metrics, shutdown.clone()));
-    tracing::info!(%relay_addr, %admin_addr, registration = ?config.registration, "relay started");
+    let location = StoreLocation::of(&config);
+    tracing::info!(%relay_addr, %admin_addr, registration = ?config.registration, store = %location, "relay started");
     Ok(Running {
         config,
         relay_addr,
         admin_addr,
         tls,
-        store,
+        store: StoreHandle { location, store },
         relay: handle,
         shutdown,
         relay_task,
@@ -278,14 +392,14 @@ impl Running {
         self.relay.clone()
     }
 
-    /// The store, e.g. for tests that check what was stored.
-    pub fn store(&self) -> &Arc<SledStore> {
-        &self.store
+    /// Which engine the relay stores its data in, and where.
+    pub fn store_location(&self) -> &StoreLocation {
+        &self.store.location
     }
 
     /// The store's totals.
     pub async fn store_stats(&self) -> Result<StoreStats, StoreError> {
-        self.store.stats().await
+        self.store.store.stats().await
     }
 
     /// Cancelled when shutdown begins, including when the relay fails by itself.
@@ -312,10 +426,12 @@ impl Running {
         // Wait for the aborted task to be dropped, so it releases its handle on the store
         // before the store is closed and this function returns.
         let _ = self.upkeep_task.await;
-        let path = self.config.data_dir.join(STORE_DIR);
-        if let Err(source) = self.store.close().await {
-            let hint = "";
-            first.get_or_insert(ServiceError::Store { path, source, hint });
+        if let Err(source) = self.store.store.close().await {
+            first.get_or_insert(ServiceError::Store {
+                location: self.store.location.clone(),
+                source,
+                hint: "",
+            });
         }
         if let Err(e) = admin::remove_admin_file(&self.config.data_dir) {
             first.get_or_insert(other("removing admin.json", e));
@@ -344,6 +460,7 @@ impl Running {
             Registration::Open => writeln!(out, "  registration: open (anyone can register)"),
         };
         let _ = writeln!(out, "  data:         {data}");
+        let _ = writeln!(out, "  store:        {}", self.store.location);
         match &self.tls {
             None => {
                 let _ = writeln!(

@@ -9,6 +9,9 @@
 //! - [`Connection`]: TLS + WebSocket to the relay, the challenge, request/response pairing and
 //!   pushed frames. Every wait has a timeout; nothing sleeps.
 //!
+//! [`TestDatabase`] gives the tests of relays sharing one PostgreSQL database a fresh database
+//! each.
+//!
 //! The [`cli`] module drives the real `kith` and `kith-relay` executables for the tests in
 //! `tests/cli/`.
 #![forbid(unsafe_code)]
@@ -17,12 +20,14 @@
 
 pub mod cli;
 pub mod connection;
+pub mod database;
 pub mod device;
 pub mod relay;
 
 use std::time::Duration;
 
 pub use connection::{Connection, Push};
+pub use database::TestDatabase;
 pub use device::{TestDevice, bundle_prekey_ids, rng};
 pub use relay::TestRelay;
 

@@ -121,3 +121,71 @@ fn inconsistent_values_are_explained() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn postgres_needs_a_database_url_and_hides_its_password() {
+    let (config, problems) = load_text("store = \"postgres\"\n", &[]);
+    assert_eq!(config.store, StoreKind::Postgres);
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["database_url"], "{problems:?}");
+    assert!(
+        problems[0].message.contains("KITH_RELAY_DATABASE_URL"),
+        "{problems:?}"
+    );
+
+    let url = "postgres://kith:s3cret@db.example.org:5432/kith";
+    let (config, problems) = load_text(
+        "store = \"postgres\"\ndatabase_pool_size = 4\n",
+        &[("KITH_RELAY_DATABASE_URL", url)],
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let options = config.postgres_options().unwrap();
+    assert_eq!((options.url.as_str(), options.pool_size), (url, 4));
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("db.example.org:5432/kith"), "{debug}");
+}
+
+#[test]
+fn store_settings_are_checked() {
+    let (_, problems) = load_text(
+        "store = \"mysql\"\ndatabase_pool_size = 0\n",
+        &[("KITH_RELAY_DATABASE_URL", "postgres://a:b@h/db")],
+    );
+    let all = ConfigError::Invalid(problems).to_string();
+    assert!(
+        all.contains(":1: `store`: unknown variant `mysql`"),
+        "{all}"
+    );
+    assert!(all.contains("`database_pool_size`: is 0"), "{all}");
+    assert!(
+        all.contains("`database_url`: is set but store is \"sled\""),
+        "{all}"
+    );
+    assert!(!all.contains("postgres://a:b@"), "{all}");
+    let config = Config {
+        store: StoreKind::Postgres,
+        database_url: Some(DatabaseUrl::new("postgres://u:s3cret@h:port/db")),
+        ..Config::default()
+    };
+    let problems = config.problems();
+    let all = ConfigError::Invalid(problems).to_string();
+    assert!(
+        all.contains("is not a PostgreSQL connection string"),
+        "{all}"
+    );
+    assert!(!all.contains("s3cret"), "{all}");
+    assert!(Config::default().postgres_options().is_none());
+}
+
+#[test]
+fn syntax_errors_do_not_quote_a_password() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"database_url = \"postgres://kith:s3cret@db/kith\n")
+        .unwrap();
+    let Err(err) = Config::load_partial(Some(file.path()), std::iter::empty()) else {
+        panic!("accepted a syntax error");
+    };
+    let text = err.to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+}

@@ -4,13 +4,18 @@ use std::time::Duration;
 
 use kith_protocol::consts::{MAX_FRAME_LEN, MAX_RELAY_NAME_LEN};
 
-use super::{Config, Problem, TlsMode};
+use super::{Config, Problem, StoreKind, TlsMode};
+
+/// Most connections a node's PostgreSQL pool may hold: PostgreSQL's default `max_connections`
+/// is 100 for the whole server, shared by every relay node.
+const MAX_POOL_SIZE: usize = 1000;
 
 impl Config {
     /// Every problem with the effective values (see [`Config::validate`]).
     pub(super) fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         self.check_network(&mut out);
+        self.check_store(&mut out);
         self.check_tls(&mut out);
         self.check_limits(&mut out);
         self.check_times(&mut out);
@@ -62,6 +67,44 @@ impl Config {
             out.push(Problem::effective(
                 "data_dir",
                 "is empty; write a directory, e.g. \"./kith-data\" or \"/var/lib/kith-relay\"",
+            ));
+        }
+    }
+
+    fn check_store(&self, out: &mut Vec<Problem>) {
+        match (self.store, &self.database_url) {
+            (StoreKind::Postgres, None) => out.push(Problem::effective(
+                "database_url",
+                "is not set but store is \"postgres\"; set it, preferably with the environment \
+                 variable KITH_RELAY_DATABASE_URL (it holds a password), e.g. \
+                 postgres://kith:PASSWORD@db.example.org:5432/kith",
+            )),
+            (StoreKind::Postgres, Some(url)) => {
+                if let Err(e) = url.check() {
+                    out.push(Problem::effective(
+                        "database_url",
+                        format!(
+                            "is not a PostgreSQL connection string ({e}); write e.g. \
+                             postgres://kith:PASSWORD@db.example.org:5432/kith"
+                        ),
+                    ));
+                }
+            }
+            (StoreKind::Sled, Some(_)) => out.push(Problem::effective(
+                "database_url",
+                "is set but store is \"sled\"; write store = \"postgres\" to use the database, \
+                 or remove database_url",
+            )),
+            (StoreKind::Sled, None) => {}
+        }
+        if !(1..=MAX_POOL_SIZE).contains(&self.database_pool_size) {
+            out.push(Problem::effective(
+                "database_pool_size",
+                format!(
+                    "is {}; write a number from 1 to {MAX_POOL_SIZE} (the default is 16; every \
+                     node's pool counts against PostgreSQL's max_connections)",
+                    self.database_pool_size
+                ),
             ));
         }
     }

@@ -10,6 +10,8 @@
 //!   multiplexes
 //!   incoming frames ([`handlers`]), wake-ups from the [`registry`] (queue pushes by
 //!   [`delivery`]), pings and shutdown.
+//! - With a store shared by several relay nodes ([`Store::take_wakeups`] is `Some`), a
+//!   `wakeups` task turns the other nodes' wake-ups into registry wake-ups here.
 //! - [`RelayHandle`] gives the admin listener live connection counts.
 //!
 //! ## Privacy (ARCHITECTURE.md, "What the relay may know and keep")
@@ -29,6 +31,7 @@ mod listener;
 mod observe;
 mod registry;
 mod settings;
+mod wakeups;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,6 +152,13 @@ impl<S: Store> Relay<S> {
         );
         let tracker = TaskTracker::new();
         tracker.spawn(observe::sweep(Arc::clone(&self.shared), shutdown.clone()));
+        if let Some(wakeups) = self.shared.store.take_wakeups() {
+            tracker.spawn(wakeups::forward(
+                Arc::clone(&self.shared.registry),
+                wakeups,
+                shutdown.clone(),
+            ));
+        }
         Listener::new(Arc::clone(&self.shared), listener, tls, tracker.clone())
             .run(&shutdown)
             .await;

@@ -89,6 +89,17 @@ impl Registry {
         self.signal(device, |s| &s.queue);
     }
 
+    /// Tells every connection here that its queue may have new entries (after wake-ups from
+    /// other nodes may have been lost). Returns how many connections were woken.
+    pub(super) fn wake_all_queues(&self) -> usize {
+        let entries = self.lock();
+        for entry in entries.values() {
+            entry.signals.queue.store(true, Ordering::Release);
+            entry.signals.notify.notify_one();
+        }
+        entries.len()
+    }
+
     /// Tells `device`'s connection, if any, to check its prekey counts.
     pub(super) fn wake_prekeys(&self, device: &DeviceId) {
         self.signal(device, |s| &s.prekeys);

@@ -7,6 +7,7 @@
 //! deadline.
 
 mod circle;
+mod cluster;
 mod home;
 mod process;
 mod relay;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use circle::{GroupSent, init_homes};
+pub use cluster::Cluster;
 pub use home::{Home, Receiver};
 pub use process::{Run, run};
 pub use relay::RelayProcess;

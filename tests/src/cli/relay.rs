@@ -29,23 +29,33 @@ struct Slot;
 
 impl Slot {
     fn acquire() -> Self {
+        Self::acquire_many(1).pop().expect("one slot")
+    }
+
+    /// `n` slots at once, so that tests each starting several relays cannot each hold some
+    /// and wait for the rest forever.
+    fn acquire_many(n: usize) -> Vec<Self> {
+        assert!(
+            n <= MAX_RUNNING_RELAYS,
+            "at most {MAX_RUNNING_RELAYS} relays"
+        );
         let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
         let (mut running, timeout) = STOPPED
-            .wait_timeout_while(running, SLOT_TIMEOUT, |n| *n >= MAX_RUNNING_RELAYS)
+            .wait_timeout_while(running, SLOT_TIMEOUT, |r| *r + n > MAX_RUNNING_RELAYS)
             .unwrap_or_else(|e| e.into_inner());
         assert!(
             !timeout.timed_out(),
             "waited {SLOT_TIMEOUT:?} for other tests' relays to stop"
         );
-        *running += 1;
-        Self
+        *running += n;
+        (0..n).map(|_| Self).collect()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        STOPPED.notify_one();
+        STOPPED.notify_all();
     }
 }
 
@@ -55,7 +65,11 @@ impl Drop for Slot {
 /// certificate, admin.json) and `relay.log` (its standard error, every start appended).
 pub struct RelayProcess {
     child: Option<(Child, Slot)>,
+    /// A slot reserved for the next start (by [`RelayProcess::postgres_nodes`]).
+    reserved: Option<Slot>,
     registration: Registration,
+    /// `--store postgres` with this `KITH_RELAY_DATABASE_URL`; sled when `None`.
+    database_url: Option<String>,
     port: u16,
     fingerprint: String,
     // Dropped last: the process is killed before its directory is deleted.
@@ -75,16 +89,49 @@ impl RelayProcess {
     }
 
     fn start_with(registration: Registration) -> Self {
+        let mut relay = Self::stopped(registration, None);
+        relay.start_again();
+        relay
+    }
+
+    /// `n` relay nodes (invite-only) sharing the PostgreSQL database at `database_url`
+    /// (`--store postgres`, the URL in `KITH_RELAY_DATABASE_URL`), each on its own port and
+    /// data directory, all with the first node's development certificate (copied into the
+    /// others' data directories before they start) and the relay name `localhost`: a client
+    /// that trusts one trusts every node.
+    #[track_caller]
+    pub fn postgres_nodes(database_url: &str, n: usize) -> Vec<Self> {
+        let mut slots = Slot::acquire_many(n);
+        let mut nodes: Vec<Self> = Vec::with_capacity(n);
+        while let Some(slot) = slots.pop() {
+            let mut node = Self::stopped(Registration::Invite, Some(database_url.to_owned()));
+            node.reserved = Some(slot);
+            if let Some(first) = nodes.first() {
+                copy_tree(&first.data_dir().join("tls"), &node.data_dir().join("tls"));
+            }
+            node.start_again();
+            if let Some(first) = nodes.first() {
+                assert_eq!(
+                    node.fingerprint, first.fingerprint,
+                    "every node serves the same certificate"
+                );
+            }
+            nodes.push(node);
+        }
+        nodes
+    }
+
+    fn stopped(registration: Registration, database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut relay = Self {
+        Self {
             child: None,
+            reserved: None,
             registration,
+            database_url,
             port: 0,
             fingerprint: String::new(),
             dir,
-        };
-        relay.start_again();
-        relay
+        }
     }
 
     /// The address clients use: the relay's name is `localhost`, which its development
@@ -131,7 +178,14 @@ impl RelayProcess {
     /// A new single-use invite token (`kith-relay invite create`).
     #[track_caller]
     pub fn invite(&self) -> String {
-        let out = self.admin(&["invite", "create"]);
+        self.invite_for(1)
+    }
+
+    /// A new invite token for `uses` registrations (`kith-relay invite create --uses N`).
+    #[track_caller]
+    pub fn invite_for(&self, uses: u32) -> String {
+        let uses = uses.to_string();
+        let out = self.admin(&["invite", "create", "--uses", &uses]);
         out.lines()
             .last()
             .map(|line| line.trim().to_owned())
@@ -176,6 +230,16 @@ impl RelayProcess {
         );
     }
 
+    /// Kills the relay with SIGKILL (no draining, no clean shutdown) and waits for it to be
+    /// gone.
+    #[track_caller]
+    pub fn kill(&mut self) {
+        let (mut child, _slot) = self.child.take().expect("the relay is running");
+        child.kill().expect("SIGKILL the relay");
+        let status = wait_child(child, START_STOP_TIMEOUT);
+        assert!(status.is_some(), "the relay did not die after SIGKILL");
+    }
+
     /// Stops the relay and starts it again on the same port and data directory.
     #[track_caller]
     pub fn restart(&mut self) {
@@ -195,7 +259,9 @@ impl RelayProcess {
         copy_tree(&self.data_dir(), &dir.path().join("data"));
         Self {
             child: None,
+            reserved: None,
             registration: self.registration,
+            database_url: self.database_url.clone(),
             port: self.port,
             fingerprint: self.fingerprint.clone(),
             dir,
@@ -207,7 +273,7 @@ impl RelayProcess {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the relay is already running");
-        let slot = Slot::acquire();
+        let slot = self.reserved.take().unwrap_or_else(Slot::acquire);
         let log = File::options()
             .create(true)
             .append(true)
@@ -226,6 +292,11 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(log);
         clear_kith_env(&mut command);
+        if let Some(url) = &self.database_url {
+            command
+                .args(["--store", "postgres"])
+                .env("KITH_RELAY_DATABASE_URL", url);
+        }
         let mut child = command.spawn().expect("start kith-relay serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut banner = LineReader::new(stdout);

@@ -1,0 +1,169 @@
+//! A fresh PostgreSQL database per test, for the tests of relays sharing one database.
+//!
+//! `KITH_TEST_DATABASE_URL` names a database the test role can connect to and whose role may
+//! create databases (`.ci/run` prepares `postgres://kith:kith@127.0.0.1:5432/kith_test`).
+//! Each [`TestDatabase`] creates `kith_t_<random hex>` there and drops it when dropped (best
+//! effort: a leftover database only costs disk space). Without the variable a test is
+//! skipped with a message, except under `CI=true`, where it fails: CI must run them.
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// The variable naming the database tests may create their databases from.
+pub const DATABASE_URL_ENV: &str = "KITH_TEST_DATABASE_URL";
+
+/// How long creating or dropping a database may take.
+const DDL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A database created for one test; dropped (with its connections) on drop.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Where `CREATE`/`DROP DATABASE` run: `KITH_TEST_DATABASE_URL`.
+    admin_url: String,
+    /// `kith_t_<hex>`.
+    name: String,
+    /// The admin URL with the database replaced by `name`.
+    url: String,
+}
+
+impl TestDatabase {
+    /// A new database, or `None` (with the reason printed) when `KITH_TEST_DATABASE_URL` is
+    /// unset outside CI. Fails the test when it is unset under `CI=true` or the database
+    /// cannot be created. Call it outside a Tokio runtime (from a plain `#[test]`), or use
+    /// [`create_async`](Self::create_async).
+    pub fn create(test: &str) -> Option<Self> {
+        let admin_url = admin_url(test)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime");
+        Some(runtime.block_on(Self::create_at(admin_url)))
+    }
+
+    /// [`create`](Self::create) from async code.
+    pub async fn create_async(test: &str) -> Option<Self> {
+        Some(Self::create_at(admin_url(test)?).await)
+    }
+
+    async fn create_at(admin_url: String) -> Self {
+        let name = format!(
+            "kith_t_{:016x}",
+            RandomState::new().hash_one(std::process::id())
+        );
+        let url = with_database(&admin_url, &name);
+        let sql = format!("CREATE DATABASE {name}");
+        tokio::time::timeout(DDL_TIMEOUT, execute(&admin_url, &sql))
+            .await
+            .context("timed out")
+            .and_then(|r| r)
+            .unwrap_or_else(|e| {
+                panic!("cannot create a test database through {DATABASE_URL_ENV}: {e:#}")
+            });
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// The connection string of this database (what `KITH_RELAY_DATABASE_URL` gets).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Its own thread and runtime: this may run inside a test's runtime, where blocking
+        // on another runtime is not allowed. Bounded by DDL_TIMEOUT.
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                tokio::time::timeout(DDL_TIMEOUT, execute(&admin_url, &sql))
+                    .await
+                    .context("timed out")?
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// `KITH_TEST_DATABASE_URL`, or `None` after printing why `test` is skipped.
+fn admin_url(test: &str) -> Option<String> {
+    match std::env::var(DATABASE_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "{test}: {DATABASE_URL_ENV} is not set, and under CI the PostgreSQL tests must \
+             run (.ci/run starts PostgreSQL and sets it)"
+        ),
+        _ => {
+            eprintln!(
+                "skipping {test}: set {DATABASE_URL_ENV} (e.g. \
+                 postgres://kith:kith@127.0.0.1:5432/kith_test, a role with CREATEDB) to run it"
+            );
+            None
+        }
+    }
+}
+
+/// Runs one statement on a fresh connection to `url`.
+async fn execute(url: &str, sql: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connect")?;
+    let driver = tokio::spawn(connection);
+    let result = client.batch_execute(sql).await.context("execute");
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// `url` with its database replaced by `name`: the path of a `postgres://` URL, or a
+/// `dbname=` appended to the keyword form (the last occurrence wins).
+fn with_database(url: &str, name: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return format!("{url} dbname={name}");
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(path_start);
+    let query = after.find('?').map_or("", |i| &after[i..]);
+    format!("{}{authority}/{name}{query}", &url[..authority_start])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database() {
+        assert_eq!(
+            with_database("postgres://kith:kith@127.0.0.1:5432/kith_test", "x"),
+            "postgres://kith:kith@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgresql://h/db?sslmode=disable", "x"),
+            "postgresql://h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            with_database("host=h user=u", "x"),
+            "host=h user=u dbname=x"
+        );
+    }
+}
