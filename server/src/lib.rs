@@ -13,12 +13,14 @@
 //! - [`tls`]: certificates, including the self-signed development certificate.
 //! - [`admin`]: the loopback admin listener (`/healthz`, `/metrics`, invites, stats).
 //! - [`metrics`]: metric names.
+//! - [`migrate`]: `kith-relay migrate`, copying a stopped relay's sled store into PostgreSQL.
 //! - [`service`]: starts and stops everything; `main.rs` only parses arguments and calls it.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod config;
 pub mod metrics;
+pub mod migrate;
 pub mod relay;
 pub mod service;
 pub mod store;

@@ -2,7 +2,7 @@
 //! [`kith_relay::admin::client`], [`kith_relay::config`]). Exit codes: 0 success, 1 runtime
 //! error, 2 usage error.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kith_relay::admin::client::AdminClient;
 use kith_relay::admin::{CreateInvite, MAX_INVITE_USES, Stats};
 use kith_relay::config::{self, Config, DatabaseUrl, StoreKind};
+use kith_relay::migrate::{self, MigrateOptions};
 use kith_relay::relay::Registration;
 use kith_relay::service::{self, Signals};
 
@@ -29,7 +30,8 @@ const DEFAULT_DATA: &str = "./kith-data";
   kith-relay invite create --data ./kith-data       # while the relay runs
   kith-relay stats --data ./kith-data
   kith-relay check-config /etc/kith/relay.toml
-  kith-relay check-config --example > relay.toml    # a commented config with every key")]
+  kith-relay check-config --example > relay.toml    # a commented config with every key
+  KITH_RELAY_DATABASE_URL=postgres://… kith-relay migrate --from sled:./kith-data")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +60,24 @@ Examples:
   kith-relay check-config --example > relay.toml"
     )]
     CheckConfig(CheckConfigArgs),
+    /// Copy a stopped relay's sled store into PostgreSQL, then compare the counts.
+    #[command(
+        after_help = "Stop the relay first: the copy refuses a sled store in use. It copies \
+accounts, devices, prekeys, queued envelopes (delivery ids kept, each body once), invites and \
+idempotency records, then compares the counts kind by kind (exit status 1 on a difference). \
+Running it again is safe: after an interrupted run it completes the copy; after a complete one \
+it copies nothing. Data in the database that differs under the same key (a handle held by \
+another account) stops the copy with exit status 1. Then start the relay with \
+--store postgres.
+
+Other local users can read a command line: give the database URL in KITH_RELAY_DATABASE_URL \
+rather than --to.
+
+Examples:
+  KITH_RELAY_DATABASE_URL=postgres://kith:PASSWORD@db:5432/kith \\
+      kith-relay migrate --from sled:/var/lib/kith-relay"
+    )]
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +207,21 @@ struct CheckConfigArgs {
     example: bool,
 }
 
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The stopped relay's store: sled:DIR, DIR being its data directory (or its sled/).
+    #[arg(long, value_name = "sled:DIR", value_parser = migrate::parse_source)]
+    from: PathBuf,
+    /// The PostgreSQL connection string to copy into (prefer KITH_RELAY_DATABASE_URL).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KITH_RELAY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    to: String,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e}; write e.g. 12h, 7d or 30d"))
 }
@@ -201,6 +236,7 @@ async fn main() -> ExitCode {
         Command::Invite(InviteCommand::Create(args)) => invite_create(args).await,
         Command::Stats(args) => stats(args).await,
         Command::CheckConfig(args) => check_config(&args),
+        Command::Migrate(args) => migrate(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,6 +337,27 @@ fn format_stats(s: &Stats) -> String {
          queued bytes:      {}\nconnections:       {} ({} authenticated)\n",
         s.accounts, s.devices, s.queued_envelopes, s.queued_bytes, s.connections, s.authenticated
     )
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let database = DatabaseUrl::new(args.to);
+    if let Err(e) = database.check() {
+        bail!("the database URL is invalid: {e}");
+    }
+    let options = MigrateOptions {
+        sled_dir: args.from,
+        database,
+        progress_bars: std::io::stderr().is_terminal(),
+    };
+    let report = migrate::run(&options).await?;
+    print!("{report}");
+    if !report.matches() {
+        bail!(
+            "count check failed for: {}; the copy is not recorded as complete",
+            report.mismatched().join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {

@@ -158,3 +158,6 @@ async fn durability_across_reopen() {
 
 #[path = "postgres/engine.rs"]
 mod engine;
+
+#[path = "postgres/migrate.rs"]
+mod migrate;

@@ -24,6 +24,12 @@
 //! - **No panics on stored bytes.** Undecodable records give [`StoreError::Corrupt`].
 //! - **No clock.** Times are Unix seconds passed by the caller.
 //!
+//! ## Copying between engines
+//!
+//! `kith-relay migrate` ([`crate::migrate`]) reads a sled store out record by record
+//! (`SledStore::export_*`, as [`AccountRecord`], [`BodyRecord`], [`EntryRecord`], …) and
+//! writes the records into PostgreSQL (`PostgresStore::import_*`), keeping every id.
+//!
 //! ## Futures
 //!
 //! Methods are written `fn …(…) -> impl Future<Output = …> + Send` rather than `async fn` so the
@@ -43,12 +49,13 @@ mod sled;
 mod types;
 
 pub use self::error::StoreError;
-pub use self::postgres::{PostgresOptions, PostgresStore};
-pub use self::sled::{SledOptions, SledStore};
+pub use self::postgres::{Conflict, ImportError, PostgresOptions, PostgresStore};
+pub use self::sled::{Records, SledOptions, SledStore};
 pub use self::types::{
-    Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
-    IdempotencyKey, InviteTokenHash, MailboxLimits, NewAccount, PrekeyCounts, Prekeys, QueueStats,
-    Receipt, Recipient, StoreStats,
+    Account, AccountRecord, BodyRecord, BundleMaterial, DeliveryId, DevicePrekeys, DeviceRecord,
+    Enqueue, EntryRecord, Envelope, ExpireCounts, IdempotencyKey, IdempotencyRecord, InviteRecord,
+    InviteTokenHash, MailboxLimits, MailboxRecord, NewAccount, PrekeyCounts, Prekeys, QueueStats,
+    Receipt, Recipient, SnapshotCounts, StoreStats,
 };
 
 /// Everything the relay stores, behind one interface. See the [module docs](self) for the

@@ -247,6 +247,164 @@ pub struct StoreStats {
     pub queued_bytes: u64,
 }
 
+// ---- a store's contents, record by record, for `kith-relay migrate` ----
+
+/// An account with its devices (in the order added), as copied between engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The account; `account.devices` lists the ids of `devices`, in the same order.
+    pub account: Account,
+    /// The account's devices, in the order added.
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// Every prekey one device has stored, as copied between engines.
+#[derive(Debug, Clone)]
+pub struct DevicePrekeys {
+    /// The device.
+    pub device: DeviceId,
+    /// Its signed and last-resort prekeys (if stored) and its one-time prekeys, by id.
+    pub prekeys: Prekeys,
+}
+
+/// A stored body with its engine id and reference count, as copied between engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRecord {
+    /// The engine's id of the body, kept across the copy so entries keep pointing at it.
+    pub id: u64,
+    /// How many entries refer to it.
+    pub refs: u64,
+    /// The opaque sealed body.
+    pub body: Vec<u8>,
+}
+
+/// A mailbox entry as copied between engines: its device, ids and times, and its body's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// The recipient device.
+    pub device: DeviceId,
+    /// The entry's delivery id (kept, so nothing is re-numbered).
+    pub delivery_id: DeliveryId,
+    /// The [`BodyRecord::id`] of its body.
+    pub body: u64,
+    /// This device's part, if any.
+    pub part: Option<Vec<u8>>,
+    /// When the send arrived.
+    pub arrived_at: u64,
+    /// When the entry expires.
+    pub expires_at: u64,
+}
+
+/// A device's next delivery id, as copied between engines (the quota counters are derived
+/// from the entries by the receiving engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxRecord {
+    /// The device.
+    pub device: DeviceId,
+    /// The next delivery id the device's mailbox will assign.
+    pub next_delivery: DeliveryId,
+}
+
+/// An invite as copied between engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// SHA-256 of the token.
+    pub token: InviteTokenHash,
+    /// Registrations it still allows.
+    pub uses_left: u32,
+    /// Valid while `now < expires_at`.
+    pub expires_at: u64,
+}
+
+/// An idempotency record as copied between engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// The delivery ids the first send produced.
+    pub deliveries: Vec<DeliveryId>,
+    /// When the record expires.
+    pub expires_at: u64,
+}
+
+/// How many records of each kind a store holds (or a copy found in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotCounts {
+    /// Accounts.
+    pub accounts: u64,
+    /// Devices.
+    pub devices: u64,
+    /// Signed X25519 prekeys.
+    pub signed_prekeys: u64,
+    /// Last-resort ML-KEM prekeys.
+    pub last_resort_kem_prekeys: u64,
+    /// One-time X25519 prekeys.
+    pub one_time_prekeys: u64,
+    /// One-time ML-KEM prekeys.
+    pub one_time_kem_prekeys: u64,
+    /// Stored bodies (each once, however many entries refer to it).
+    pub bodies: u64,
+    /// Mailbox entries.
+    pub entries: u64,
+    /// Invites.
+    pub invites: u64,
+    /// Idempotency records.
+    pub idempotency_keys: u64,
+}
+
+impl SnapshotCounts {
+    /// Every count with its name, in copy order.
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("accounts", self.accounts),
+            ("devices", self.devices),
+            ("signed prekeys", self.signed_prekeys),
+            ("last-resort KEM prekeys", self.last_resort_kem_prekeys),
+            ("one-time prekeys", self.one_time_prekeys),
+            ("one-time KEM prekeys", self.one_time_kem_prekeys),
+            ("bodies", self.bodies),
+            ("mailbox entries", self.entries),
+            ("invites", self.invites),
+            ("idempotency records", self.idempotency_keys),
+        ]
+    }
+
+    /// The counts as a list in [`named`](Self::named) order (for storing them).
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.named().iter().map(|(_, n)| *n).collect()
+    }
+
+    /// The counts from a list in [`named`](Self::named) order; `None` if its length differs.
+    pub fn from_slice(values: &[u64]) -> Option<Self> {
+        let [a, d, s, l, o, k, b, e, i, x] = values.try_into().ok()?;
+        Some(Self {
+            accounts: a,
+            devices: d,
+            signed_prekeys: s,
+            last_resort_kem_prekeys: l,
+            one_time_prekeys: o,
+            one_time_kem_prekeys: k,
+            bodies: b,
+            entries: e,
+            invites: i,
+            idempotency_keys: x,
+        })
+    }
+
+    /// Adds `other` to these counts, kind by kind.
+    pub fn add(&mut self, other: &Self) {
+        let sum: Vec<u64> = self
+            .to_vec()
+            .iter()
+            .zip(other.to_vec())
+            .map(|(a, b)| a.saturating_add(b))
+            .collect();
+        if let Some(sum) = Self::from_slice(&sum) {
+            *self = sum;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kith_protocol::DeviceId;

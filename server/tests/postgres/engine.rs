@@ -4,7 +4,7 @@
 use super::*;
 
 /// A send of `body` to `devices`, keyed by `key`.
-fn send(key: u8, body: &[u8], devices: &[DeviceId], expires_at: u64) -> Enqueue {
+pub(super) fn send(key: u8, body: &[u8], devices: &[DeviceId], expires_at: u64) -> Enqueue {
     Enqueue {
         idempotency_key: IdempotencyKey([key; 32]),
         body: body.to_vec(),

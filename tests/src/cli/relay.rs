@@ -268,6 +268,29 @@ impl RelayProcess {
         }
     }
 
+    /// Makes the stopped relay start with `--store postgres` on `database_url` from now on (its
+    /// data directory keeps the certificate).
+    #[track_caller]
+    pub fn use_postgres(&mut self, database_url: &str) {
+        assert!(self.child.is_none(), "stop the relay first");
+        self.database_url = Some(database_url.to_owned());
+    }
+
+    /// `kith-relay migrate --from sled:<data>` into `database_url`, given with `--to` or, when
+    /// `in_env`, in `KITH_RELAY_DATABASE_URL`. Returns the finished run, whatever its status.
+    pub fn migrate(&self, database_url: &str, in_env: bool) -> Run {
+        let mut command = Command::new(relay_bin());
+        let from = format!("sled:{}", self.data_dir().display());
+        command.args(["migrate", "--from", &from]);
+        clear_kith_env(&mut command);
+        if in_env {
+            command.env("KITH_RELAY_DATABASE_URL", database_url);
+        } else {
+            command.args(["--to", database_url]);
+        }
+        run(command, None, COMMAND_TIMEOUT)
+    }
+
     /// Starts the stopped relay on its data directory and port (a free port the first time)
     /// and waits for its banner.
     #[track_caller]

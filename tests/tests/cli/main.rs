@@ -2,7 +2,8 @@
 //! serve` as a child process on loopback, `kith` run command by command against temporary
 //! homes (the passphrase in `KITH_PASSPHRASE`), and `kith chat` in a tmux pseudo-terminal;
 //! the `groups*` modules do the same for circles (groups), and `nodes` runs several relay
-//! nodes on one PostgreSQL database (`KITH_TEST_DATABASE_URL`; skipped without it outside CI).
+//! nodes on one PostgreSQL database and `migrate` moves a sled relay there
+//! (`KITH_TEST_DATABASE_URL`; skipped without it outside CI).
 //!
 //! Build both executables first (`cargo build -p kith -p kith-relay`; `cargo test
 //! --workspace` does it). Every wait has a deadline; what can only be polled (the relay's
@@ -15,6 +16,7 @@ mod groups;
 mod groups_large;
 mod groups_membership;
 mod messaging;
+mod migrate;
 mod nodes;
 mod prekeys;
 mod storage;

@@ -25,6 +25,7 @@
 
 mod accounts;
 mod codec;
+mod import;
 mod listener;
 mod mailbox;
 mod prekeys;
@@ -42,6 +43,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
+pub use self::import::{Conflict, ImportError};
 use self::listener::Listener;
 use super::{StoreError, Wakeup};
 

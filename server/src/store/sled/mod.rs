@@ -39,6 +39,7 @@
 mod accounts;
 mod codec;
 mod commit;
+mod export;
 mod mailbox;
 mod prekeys;
 mod stats;
@@ -55,6 +56,7 @@ use ::sled::{Db, Tree};
 
 use self::codec::{SCHEMA_KEY, SCHEMA_VERSION};
 use self::commit::GroupCommit;
+pub use self::export::Records;
 use crate::store::StoreError;
 
 /// Options for [`SledStore::open`].
