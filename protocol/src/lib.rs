@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aead;
 mod agreement;
 pub mod consts;
 mod content;
