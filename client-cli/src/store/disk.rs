@@ -8,6 +8,7 @@
 
 use std::io;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::error::{StoreError, sled_error};
 
@@ -45,13 +46,27 @@ pub(super) fn exists(dir: &Path) -> Result<bool, StoreError> {
     }
 }
 
+/// How long `open_db` waits for sled's file lock. sled releases it when the last of its
+/// internal handles goes, which can be a moment after the `Db` was dropped (its background I/O
+/// holds references briefly); a lock still held after this long belongs to another process.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// Pause between attempts to take the lock.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
 /// Opens (or creates) the sled database in `dir`, then restricts the files' permissions.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(CACHE_CAPACITY)
-        .open()
-        .map_err(sled_error)?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(sled_error);
+        match opened {
+            Err(StoreError::InUse) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
+            other => break other?,
+        }
+    };
     restrict_permissions(dir)?;
     Ok(db)
 }
