@@ -1,15 +1,20 @@
 //! One authenticated client connection: the frame loop, and the frame I/O the authentication
 //! phase shares.
 //!
-//! The loop handles one thing at a time — an incoming frame, a wake-up, a ping tick or
-//! shutdown — and each to its end: a request is decoded whole, handled (including its store
-//! write) and answered before the next event is looked at. That is what lets shutdown say
-//! "finish the request in hand, then close".
+//! The loop handles one thing at a time — an incoming frame, a wake-up, a ping tick, a
+//! finished flush or shutdown. A request is decoded whole and handled, its store write applied,
+//! before the next event is looked at, so a device's writes happen in the order it sent them.
+//! Only the wait for durability overlaps: a `Send` or `Ack` whose write is applied but not yet
+//! flushed waits in `in_flight` (at most [`MAX_IN_FLIGHT`]) while the loop reads the next
+//! request, so a device that pipelines its sends shares one group-commit flush among them
+//! instead of paying one flush each. Responses leave in request order, each only once its
+//! write is durable. Shutdown finishes what is in flight, then closes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use kith_protocol::DecodeError;
 use kith_protocol::wire::{ClientFrame, ErrorKind, Response, ServerFrame};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,13 +27,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Session;
 use super::delivery::Pusher;
+use super::handlers::{self, Handled};
 use super::observe::{self, AuthenticatedGauge, kind};
 use super::registry::Wake;
-use super::{Shared, clock, handlers};
+use super::{Shared, clock};
 use crate::store::Store;
 
 /// How long a closing connection waits for the peer's Close reply.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Most requests of one connection waiting for their flush; beyond it the connection stops
+/// reading until one finishes (back-pressure on a device that pipelines without limit).
+const MAX_IN_FLIGHT: usize = 128;
+
+/// A request whose response waits for its write to be durable: `(request id, response)`.
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Response)> + Send>>;
 
 /// The connection is gone (or must be dropped): nothing more can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +74,8 @@ enum Event {
     Wake(Wake),
     /// Time to ping (or to give up on a silent peer).
     Tick,
+    /// The oldest request in flight is durable: its response.
+    Done(u64, Response),
 }
 
 /// The WebSocket of one client and what it needs to serve it.
@@ -71,6 +86,8 @@ pub(super) struct Connection<S, T> {
     ws: WebSocketStream<T>,
     /// When the device last sent anything (for the idle timeout).
     last_seen: Instant,
+    /// Requests whose writes are applied, waiting for durability, in request order.
+    in_flight: FuturesOrdered<InFlight>,
 }
 
 impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
@@ -80,6 +97,7 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
             shared,
             ws,
             last_seen: Instant::now(),
+            in_flight: FuturesOrdered::new(),
         }
     }
 
@@ -99,10 +117,15 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
             let event = if shutdown.is_cancelled() {
                 Event::Shutdown
             } else {
+                let room = self.in_flight.len() < MAX_IN_FLIGHT;
+                let waiting = !self.in_flight.is_empty();
                 tokio::select! {
                     () = shutdown.cancelled() => Event::Shutdown,
                     () = registered.replaced() => Event::Replaced,
-                    message = self.ws.next() => Event::Message(message),
+                    Some((request_id, response)) = self.in_flight.next(), if waiting => {
+                        Event::Done(request_id, response)
+                    }
+                    message = self.ws.next(), if room => Event::Message(message),
                     wake = registered.woken() => Event::Wake(wake),
                     _ = ticker.tick() => Event::Tick,
                 }
@@ -122,15 +145,18 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
     ) -> Result<(), Gone> {
         match event {
             Event::Shutdown => {
+                self.finish_in_flight().await?;
                 self.close(CloseCode::Away, "relay shutting down").await;
                 Err(Gone)
             }
             Event::Replaced => {
                 tracing::debug!("connection replaced by a newer one");
+                self.finish_in_flight().await?;
                 self.close(CloseCode::Normal, "replaced by a newer connection")
                     .await;
                 Err(Gone)
             }
+            Event::Done(request_id, response) => self.answer_done(request_id, response).await,
             Event::Message(message) => {
                 let incoming = self.classify(message);
                 self.on_incoming(incoming, session).await
@@ -148,8 +174,23 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
                     request_id,
                     request,
                 } = *frame;
-                let response = handlers::handle(&self.shared, session, request).await;
-                self.respond(request_id, response).await
+                match handlers::handle(&self.shared, session, request).await {
+                    // Nothing waits: answer now. Otherwise queue behind the waiting ones, so
+                    // responses keep request order.
+                    Handled::Now(response) if self.in_flight.is_empty() => {
+                        self.respond(request_id, response).await
+                    }
+                    Handled::Now(response) => {
+                        self.in_flight
+                            .push_back(Box::pin(std::future::ready((request_id, response))));
+                        Ok(())
+                    }
+                    Handled::Durable(pending) => {
+                        self.in_flight
+                            .push_back(Box::pin(pending.map(move |r| (request_id, r))));
+                        Ok(())
+                    }
+                }
             }
             Incoming::Control => Ok(()),
             Incoming::Malformed(kind, detail, code) => {
@@ -162,6 +203,37 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
             }
             Incoming::Ended => Err(Gone),
         }
+    }
+
+    /// Sends the response of a request that became durable, and those of every later one that
+    /// is durable too (one flush of the socket for all of them: a group commit finishes many
+    /// at once).
+    async fn answer_done(&mut self, request_id: u64, response: Response) -> Result<(), Gone> {
+        self.feed(&ServerFrame::Response {
+            request_id,
+            response,
+        })
+        .await?;
+        while let Some(Some((request_id, response))) = self.in_flight.next().now_or_never() {
+            self.feed(&ServerFrame::Response {
+                request_id,
+                response,
+            })
+            .await?;
+        }
+        self.flush().await
+    }
+
+    /// Waits for every request in flight and answers it (before a close).
+    async fn finish_in_flight(&mut self) -> Result<(), Gone> {
+        while let Some((request_id, response)) = self.in_flight.next().await {
+            self.feed(&ServerFrame::Response {
+                request_id,
+                response,
+            })
+            .await?;
+        }
+        self.flush().await
     }
 
     /// Pings, or closes a connection that has been silent for `idle_timeout`.

@@ -1,7 +1,11 @@
 //! One function per request of an authenticated device (SPEC.md §9.3). Each returns the one
-//! [`Response`] to send; none logs request contents.
+//! [`Response`] to send — or, for `Send` and `Ack`, the wait for the store's flush that must
+//! come before it ([`Handled::Durable`]); none logs request contents.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use kith_protocol::consts::MAX_DEVICES_PER_ACCOUNT;
 use kith_protocol::wire::{self, ErrorKind, PrekeyUpload, Request, Response, SendRequest};
@@ -25,14 +29,28 @@ pub(super) fn request_name(request: &Request) -> &'static str {
     }
 }
 
-/// Handles one request of an authenticated device.
+/// A response that may be given only once the store's flush has covered the write.
+pub(super) type Pending = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+
+/// The outcome of handling one request.
+pub(super) enum Handled {
+    /// The response, ready to send.
+    Now(Response),
+    /// The request's write is applied (ordered after the connection's earlier ones) but not yet
+    /// durable: the response once it is.
+    Durable(Pending),
+}
+
+/// Handles one request of an authenticated device. Its store write (if any) is applied
+/// before this returns, so a connection's writes happen in request order even when their
+/// flushes are awaited together.
 pub(super) async fn handle<S: Store>(
-    shared: &Shared<S>,
+    shared: &Arc<Shared<S>>,
     session: &Session,
     request: Request,
-) -> Response {
+) -> Handled {
     observe::count_request(request_name(&request));
-    match request {
+    let response = match request {
         Request::Authenticate { .. } | Request::Register(_) => {
             error(ErrorKind::BadRequest, "already authenticated")
         }
@@ -42,9 +60,10 @@ pub(super) async fn handle<S: Store>(
             account_key,
             devices,
         } => fetch_bundles(shared, &account_key, devices.into_vec()).await,
-        Request::Send(send) => send_message(shared, session, send).await,
-        Request::Ack { deliveries } => ack(shared, session, deliveries.as_slice()).await,
-    }
+        Request::Send(send) => return send_message(shared, session, send).await,
+        Request::Ack { deliveries } => return ack(shared, session, deliveries.as_slice()).await,
+    };
+    Handled::Now(response)
 }
 
 /// The store's form of a (verified) upload.
@@ -182,17 +201,18 @@ async fn notice_if_low<S: Store>(shared: &Shared<S>, device: DeviceId) {
 }
 
 /// `Send`: rate-limited per sending device, stored durably once for all recipients, then the
-/// connected recipients are woken.
+/// connected recipients are woken and the sender told "accepted" — both only once the store
+/// has flushed it.
 async fn send_message<S: Store>(
-    shared: &Shared<S>,
+    shared: &Arc<Shared<S>>,
     session: &Session,
     send: SendRequest,
-) -> Response {
+) -> Handled {
     if let Err(retry_after_ms) = shared.limiter.check(&session.device) {
-        return error(
+        return Handled::Now(error(
             ErrorKind::RateLimited { retry_after_ms },
             "send rate limit reached",
-        );
+        ));
     }
     let SendRequest {
         client_message_id,
@@ -201,29 +221,42 @@ async fn send_message<S: Store>(
     } = send;
     let recipients = recipients.into_vec();
     if recipients.is_empty() {
-        return error(ErrorKind::BadRequest, "a send needs recipients");
+        return Handled::Now(error(ErrorKind::BadRequest, "a send needs recipients"));
     }
     if has_repeats(recipients.iter().map(|r| r.device_id)) {
-        return error(ErrorKind::BadRequest, "a recipient device is repeated");
+        return Handled::Now(error(
+            ErrorKind::BadRequest,
+            "a recipient device is repeated",
+        ));
     }
     let devices: Vec<DeviceId> = recipients.iter().map(|r| r.device_id).collect();
     let enqueue = enqueue_of(shared, &client_message_id, body, recipients);
-    match shared.store.enqueue(enqueue).await {
-        Ok(receipt) => {
-            if !receipt.duplicate {
-                observe::count_accepted();
-                for device in &devices {
-                    shared.registry.wake_queue(device);
-                }
-            }
-            Response::Accepted { client_message_id }
-        }
+    let (receipt, durable) = match shared.store.enqueue_staged(enqueue).await {
+        Ok(staged) => staged,
         Err(StoreError::MailboxFull) => {
-            error(ErrorKind::MailboxFull, "a recipient's mailbox is full")
+            return Handled::Now(error(
+                ErrorKind::MailboxFull,
+                "a recipient's mailbox is full",
+            ));
         }
-        Err(StoreError::DeviceNotFound) => error(ErrorKind::NotFound, "unknown recipient device"),
-        Err(e) => store_failure("enqueue", &e),
-    }
+        Err(StoreError::DeviceNotFound) => {
+            return Handled::Now(error(ErrorKind::NotFound, "unknown recipient device"));
+        }
+        Err(e) => return Handled::Now(store_failure("enqueue", &e)),
+    };
+    let shared = Arc::clone(shared);
+    Handled::Durable(Box::pin(async move {
+        if let Err(e) = durable.await {
+            return store_failure("enqueue", &e);
+        }
+        if !receipt.duplicate {
+            observe::count_accepted();
+            for device in &devices {
+                shared.registry.wake_queue(device);
+            }
+        }
+        Response::Accepted { client_message_id }
+    }))
 }
 
 /// The store's form of a send, timed now. The idempotency key is the client message id
@@ -260,15 +293,20 @@ fn has_repeats(devices: impl Iterator<Item = DeviceId>) -> bool {
     !devices.into_iter().all(|d| seen.insert(d))
 }
 
-/// `Ack`: deletes those entries of this device's own mailbox.
+/// `Ack`: deletes those entries of this device's own mailbox; answered once durable.
 async fn ack<S: Store>(
     shared: &Shared<S>,
     session: &Session,
     deliveries: &[wire::DeliveryId],
-) -> Response {
-    match shared.store.ack(session.device, deliveries).await {
-        Ok(_) => Response::Ok,
-        Err(e) => store_failure("ack", &e),
+) -> Handled {
+    match shared.store.ack_staged(session.device, deliveries).await {
+        Ok((_, durable)) => Handled::Durable(Box::pin(async move {
+            match durable.await {
+                Ok(()) => Response::Ok,
+                Err(e) => store_failure("ack", &e),
+            }
+        })),
+        Err(e) => Handled::Now(store_failure("ack", &e)),
     }
 }
 

@@ -38,6 +38,7 @@
 //! Generic code takes `S: Store` (no `dyn`: one engine is chosen at start).
 
 use std::future::Future;
+use std::pin::Pin;
 
 use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
 
@@ -136,6 +137,24 @@ pub trait Store: Send + Sync + 'static {
     /// recipient is not said). An unknown recipient: [`StoreError::DeviceNotFound`].
     fn enqueue(&self, send: Enqueue) -> impl Future<Output = Result<Receipt, StoreError>> + Send;
 
+    /// [`Store::enqueue`] in two steps, so that one connection can have several sends waiting
+    /// for durability at once (and share one flush) while its writes stay in request order.
+    ///
+    /// Returns once the send is *applied*: ordered after every write this store applied
+    /// before, visible to [`Store::list`]. The returned [`Durable`] resolves once it is
+    /// durable; until then nobody may be told it is stored (no "accepted", no wake-up).
+    /// Engines whose writes are durable when applied (PostgreSQL: after commit) return an
+    /// already resolved [`Durable`]; that is the default.
+    fn enqueue_staged(
+        &self,
+        send: Enqueue,
+    ) -> impl Future<Output = Result<(Receipt, Durable), StoreError>> + Send {
+        async move {
+            let receipt = self.enqueue(send).await?;
+            Ok((receipt, durable_now()))
+        }
+    }
+
     /// Up to `limit` entries of the device's queue with ids greater than `after`, in order.
     fn list(
         &self,
@@ -151,6 +170,18 @@ pub trait Store: Send + Sync + 'static {
         device: DeviceId,
         ids: &[DeliveryId],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// [`Store::ack`] in two steps, like [`Store::enqueue_staged`].
+    fn ack_staged(
+        &self,
+        device: DeviceId,
+        ids: &[DeliveryId],
+    ) -> impl Future<Output = Result<(u64, Durable), StoreError>> + Send {
+        async move {
+            let removed = self.ack(device, ids).await?;
+            Ok((removed, durable_now()))
+        }
+    }
 
     /// Deletes entries, idempotency records and invites whose expiry is `<= now`.
     fn expire(&self, now: u64) -> impl Future<Output = Result<ExpireCounts, StoreError>> + Send;
@@ -190,6 +221,15 @@ pub trait Store: Send + Sync + 'static {
     fn take_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Wakeup>> {
         None
     }
+}
+
+/// Resolves once an applied write is durable ([`Store::enqueue_staged`]). `Err` means it may
+/// not be: the caller must not report the write as stored.
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'static>>;
+
+/// A [`Durable`] for a write that was durable when applied.
+pub fn durable_now() -> Durable {
+    Box::pin(std::future::ready(Ok(())))
 }
 
 /// A notification from another relay node sharing the store.

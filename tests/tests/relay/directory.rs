@@ -168,9 +168,11 @@ async fn concurrent_fetches_never_hand_out_a_prekey_twice() {
     // one-time X25519 prekey with the last-resort KEM prekey and another the reverse; the
     // protocol allows both. Every one-time key still goes to exactly one requester.
 
-    // Bob, connected, hears that he is running low.
+    // Bob, connected, hears that he is running low: the notice goes out as soon as either kind
+    // is below the watermark, with the counts at that moment (the other kind may still be
+    // being taken).
     let (left, kem_left) = bob_conn.next_prekey_count_low(WAIT).await.unwrap();
-    assert!(left < 5 && kem_left < 5, "{left} {kem_left}");
+    assert!(left < 5 || kem_left < 5, "{left} {kem_left}");
 
     // He tops up; the next fetch gets one of the new keys.
     let upload = bob.more_prekeys(3);

@@ -17,6 +17,7 @@
 //! failure nothing can be promised about earlier writes, so every waiter and every later write
 //! gets an error instead of a false "durable".
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,19 +73,28 @@ impl GroupCommit {
 
     /// Returns once a flush has covered every write this task finished before the call.
     pub(super) async fn durable(&self) -> Result<(), StoreError> {
+        self.ticket().await
+    }
+
+    /// Takes a ticket for every write finished before the call and returns the wait for the
+    /// flush that covers it. The ticket is taken now, not when the future is first polled,
+    /// so the caller may apply further writes before awaiting it.
+    pub(super) fn ticket(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let mine = self.tickets.written.fetch_add(1, Ordering::SeqCst) + 1;
         self.tickets.wake.notify_one();
         let mut state = self.state.clone();
-        let seen = *state
-            .wait_for(|s| s.flushed >= mine || s.failed || s.stopped)
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        if seen.flushed >= mine {
-            Ok(())
-        } else if seen.failed {
-            Err(flush_failed())
-        } else {
-            Err(StoreError::Closed)
+        async move {
+            let seen = *state
+                .wait_for(|s| s.flushed >= mine || s.failed || s.stopped)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            if seen.flushed >= mine {
+                Ok(())
+            } else if seen.failed {
+                Err(flush_failed())
+            } else {
+                Err(StoreError::Closed)
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
 
 use super::SledStore;
 use crate::store::{
-    Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
+    Account, BundleMaterial, DeliveryId, DeviceRecord, Durable, Enqueue, Envelope, ExpireCounts,
     InviteTokenHash, NewAccount, PrekeyCounts, Prekeys, QueueStats, Receipt, Store, StoreError,
     StoreStats,
 };
@@ -81,6 +81,12 @@ impl Store for SledStore {
         Ok(receipt)
     }
 
+    async fn enqueue_staged(&self, send: Enqueue) -> Result<(Receipt, Durable), StoreError> {
+        self.check_open()?;
+        let receipt = self.trees.enqueue(&send)?;
+        Ok((receipt, Box::pin(self.commit.ticket())))
+    }
+
     async fn list(
         &self,
         device: DeviceId,
@@ -95,6 +101,16 @@ impl Store for SledStore {
         let removed = self.trees.ack(&device, ids)?;
         self.commit.durable().await?;
         Ok(removed)
+    }
+
+    async fn ack_staged(
+        &self,
+        device: DeviceId,
+        ids: &[DeliveryId],
+    ) -> Result<(u64, Durable), StoreError> {
+        self.check_open()?;
+        let removed = self.trees.ack(&device, ids)?;
+        Ok((removed, Box::pin(self.commit.ticket())))
     }
 
     async fn expire(&self, now: u64) -> Result<ExpireCounts, StoreError> {
