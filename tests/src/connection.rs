@@ -59,6 +59,8 @@ pub struct Connection {
     binding: [u8; 32],
     next_request_id: u64,
     responses: HashMap<u64, Response>,
+    /// Request ids of every response, in the order the responses arrived.
+    response_order: Vec<u64>,
     pushes: VecDeque<Push>,
     closed: bool,
 }
@@ -136,6 +138,7 @@ impl Connection {
             binding,
             next_request_id: 1,
             responses: HashMap::new(),
+            response_order: Vec::new(),
             pushes: VecDeque::new(),
             closed: false,
         };
@@ -273,6 +276,11 @@ impl Connection {
         }
     }
 
+    /// The request ids of every response so far, in the order they arrived.
+    pub fn response_order(&self) -> &[u64] {
+        &self.response_order
+    }
+
     /// Sends any WebSocket message (for negative tests).
     pub async fn send_raw(&mut self, message: Message) -> anyhow::Result<()> {
         tokio::time::timeout(WAIT, self.sink.send(message))
@@ -399,6 +407,7 @@ impl Connection {
                 if self.responses.insert(request_id, response).is_some() {
                     bail!("two responses to request {request_id}");
                 }
+                self.response_order.push(request_id);
             }
             ServerFrame::Deliver(delivery) => self.pushes.push_back(Push::Deliver(delivery)),
             ServerFrame::QueueDrained => self.pushes.push_back(Push::QueueDrained),

@@ -186,3 +186,78 @@ async fn queue_drain_and_live_pushes_hand_over_cleanly() {
     assert_eq!(relay.store_stats().await.queued_envelopes, 0);
     relay.shutdown().await;
 }
+
+/// A device that pipelines its sends (writes many before reading any answer) gets every one
+/// accepted, the answers in request order, and its partner gets them in the order sent — the
+/// relay overlaps only the waits for durability, never the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_keep_request_order() {
+    const SENDS: u64 = 300;
+    let relay = TestRelay::start_with(|c| {
+        c.send_rate_per_second = 10_000;
+        c.send_burst = 10_000;
+    })
+    .await;
+    let alice = TestDevice::new("alice", 1, 0);
+    let bob = TestDevice::new("bob", 2, 0);
+    let mut alice_conn = relay.register(&alice).await;
+    let mut bob_conn = relay.register(&bob).await;
+    bob_conn.wait_queue_drained(WAIT).await.unwrap();
+
+    // More than the relay's per-connection limit of requests in flight (128), so its
+    // back-pressure is exercised too; an ack rides in the middle of the sends.
+    let mut request_ids = Vec::new();
+    for seq in 0..SENDS {
+        let request = kith_protocol::wire::Request::Send(kith_protocol::wire::SendRequest {
+            client_message_id: message_id(seq),
+            body: kith_protocol::BoundedBytes::new(body(0, seq)).unwrap(),
+            recipients: kith_protocol::BoundedVec::new(vec![kith_protocol::wire::Recipient {
+                device_id: bob.device_id(),
+                part: None,
+            }])
+            .unwrap(),
+        });
+        request_ids.push(alice_conn.send_request(request).await.unwrap());
+        if seq == SENDS / 2 {
+            request_ids.push(alice_conn.send_request(ack_nothing()).await.unwrap());
+        }
+    }
+    let mut seq = 0;
+    for &request_id in &request_ids {
+        let response = alice_conn.response(request_id).await.unwrap();
+        if response == kith_protocol::wire::Response::Ok {
+            continue;
+        }
+        assert_accepted(&response, message_id(seq));
+        seq += 1;
+    }
+    assert_eq!(seq, SENDS);
+    // (The registration's response came first.)
+    let order = alice_conn.response_order();
+    assert_eq!(
+        &order[order.len() - request_ids.len()..],
+        request_ids.as_slice(),
+        "responses in request order"
+    );
+
+    let mut ids = Vec::new();
+    for seq in 0..SENDS {
+        let delivery = bob_conn.next_delivery(WAIT).await.unwrap();
+        assert_eq!(delivery.body.as_slice(), body(0, seq).as_slice(), "in order");
+        ids.push(delivery.delivery_id);
+    }
+    for chunk in ids.chunks(100) {
+        assert_eq!(
+            bob_conn.ack(chunk).await.unwrap(),
+            kith_protocol::wire::Response::Ok
+        );
+    }
+    assert_eq!(relay.store_stats().await.queued_envelopes, 0);
+}
+
+/// An `Ack` of nothing: answered `Ok`, a write (of nothing) like any other.
+fn ack_nothing() -> kith_protocol::wire::Request {
+    kith_protocol::wire::Request::Ack {
+        deliveries: kith_protocol::BoundedVec::new(Vec::new()).unwrap(),
+    }
+}
