@@ -67,8 +67,10 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Whether the relay terminates TLS itself.
-    pub tls: TlsMode,
+    /// Serve plain `ws://` for a TLS-terminating reverse proxy instead of TLS.
+    pub listen_plaintext_behind_proxy: bool,
+    /// Allows `listen_plaintext_behind_proxy` on a non-loopback `listen` address.
+    pub allow_plaintext_non_loopback: bool,
     /// How long an undelivered envelope is kept.
     #[serde(deserialize_with = "duration")]
     pub envelope_ttl: Duration,
@@ -105,17 +107,6 @@ pub struct Config {
     pub sled_cache_mb: u64,
 }
 
-/// Whether the relay terminates TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum TlsMode {
-    /// TLS with the configured or the development certificate (the default).
-    #[serde(rename = "on")]
-    On,
-    /// Plain WebSocket, for a relay behind a TLS-terminating reverse proxy.
-    #[serde(rename = "off-behind-proxy")]
-    OffBehindProxy,
-}
-
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,7 +132,8 @@ impl Default for Config {
             registration: relay.registration,
             tls_cert: None,
             tls_key: None,
-            tls: TlsMode::On,
+            listen_plaintext_behind_proxy: false,
+            allow_plaintext_non_loopback: false,
             envelope_ttl: relay.envelope_ttl,
             idempotency_window: relay.idempotency_window,
             mailbox_max_entries: relay.mailbox_limits.max_entries,
@@ -179,7 +171,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("database_pool_size", Kind::Integer),
     ("listen", Kind::Text),
     ("relay_name", Kind::Text),
-    ("tls", Kind::Text),
+    ("listen_plaintext_behind_proxy", Kind::Bool),
+    ("allow_plaintext_non_loopback", Kind::Bool),
     ("tls_cert", Kind::Text),
     ("tls_key", Kind::Text),
     ("admin_listen", Kind::Text),

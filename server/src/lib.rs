@@ -13,11 +13,13 @@
 //! - [`tls`]: certificates, including the self-signed development certificate.
 //! - [`admin`]: the loopback admin listener (`/healthz`, `/metrics`, invites, stats).
 //! - [`metrics`]: metric names.
+//! - [`backup`]: `kith-relay backup` and `restore` of a sled relay's data.
 //! - [`migrate`]: `kith-relay migrate`, copying a stopped relay's sled store into PostgreSQL.
 //! - [`service`]: starts and stops everything; `main.rs` only parses arguments and calls it.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod metrics;
 pub mod migrate;

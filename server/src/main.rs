@@ -12,10 +12,11 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kith_relay::admin::client::AdminClient;
 use kith_relay::admin::{CreateInvite, MAX_INVITE_USES, Stats};
+use kith_relay::backup::{self, BackupFrom, BackupOptions, RestoreOptions};
 use kith_relay::config::{self, Config, DatabaseUrl, StoreKind};
 use kith_relay::migrate::{self, MigrateOptions};
 use kith_relay::relay::Registration;
-use kith_relay::service::{self, Signals};
+use kith_relay::service::{self, SignalEvent, Signals};
 
 const DEFAULT_DATA: &str = "./kith-data";
 
@@ -31,6 +32,8 @@ const DEFAULT_DATA: &str = "./kith-data";
   kith-relay stats --data ./kith-data
   kith-relay check-config /etc/kith/relay.toml
   kith-relay check-config --example > relay.toml    # a commented config with every key
+  kith-relay backup --to kith-$(date +%F).kbak       # while the relay runs
+  kith-relay restore --from kith-2025-01-31.kbak --data ./kith-data-restored
   KITH_RELAY_DATABASE_URL=postgres://… kith-relay migrate --from sled:./kith-data")]
 struct Cli {
     #[command(subcommand)]
@@ -78,6 +81,58 @@ Examples:
       kith-relay migrate --from sled:/var/lib/kith-relay"
     )]
     Migrate(MigrateArgs),
+    /// Write a backup of a sled relay's data to a file (while it runs, or stopped).
+    #[command(
+        after_help = "With --data, a running relay is asked through its admin listener \
+(found in DIR/admin.json) for a copy while it keeps serving; if no relay runs on DIR, \
+its store is read directly. The file is written as FILE.partial, read back and checked, then \
+renamed to FILE. It holds only what the relay keeps anyway (no message contents, no senders) and, \
+if the relay uses one, the development certificate with its private key: keep it private. \
+A relay on PostgreSQL is backed up with pg_dump instead (docs/operating.md).
+
+Examples:
+  kith-relay backup --to /var/backups/kith-$(date +%F).kbak --data /var/lib/kith-relay
+  kith-relay backup --to kith.kbak --admin http://127.0.0.1:7444 --admin-token \"$TOKEN\""
+    )]
+    Backup(BackupArgs),
+    /// Restore a backup into a data directory (the relay must be stopped).
+    #[command(
+        after_help = "The whole file is checked first (format, version, SHA-256 \
+checksum); a damaged file changes nothing. A data directory that already holds a relay's data \
+is refused unless --force, which moves that data aside (kept as sled.before-restore-<time>). \
+Devices upload fresh one-time prekeys when they next connect.
+
+Examples:
+  systemctl stop kith-relay
+  kith-relay restore --from kith-2025-01-31.kbak --data /var/lib/kith-relay --force
+  systemctl start kith-relay"
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The backup file to write.
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The backup file (written by `kith-relay backup`).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The data directory to restore into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Move the data already in DIR aside instead of refusing.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +292,8 @@ async fn main() -> ExitCode {
         Command::Stats(args) => stats(args).await,
         Command::CheckConfig(args) => check_config(&args),
         Command::Migrate(args) => migrate(args).await,
+        Command::Backup(args) => run_backup(args).await,
+        Command::Restore(args) => run_restore(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -281,12 +338,83 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     print!("{}", running.banner());
     std::io::stdout().flush()?;
     let failed = running.shutdown_token();
-    tokio::select! {
-        signal = signals.wait() => tracing::info!(signal, "shutting down: draining connections"),
-        () = failed.cancelled() => {}
+    loop {
+        tokio::select! {
+            event = signals.wait() => match event {
+                SignalEvent::Stop(signal) => {
+                    tracing::info!(signal, "shutting down: draining connections");
+                    break;
+                }
+                SignalEvent::Reload => reload_tls(&running),
+            },
+            () = failed.cancelled() => break,
+        }
     }
     running.shutdown().await?;
     Ok(())
+}
+
+/// SIGHUP: swaps in the certificate files' current contents, or keeps serving the old
+/// certificate and says why.
+fn reload_tls(running: &service::Running) {
+    let Some(old) = running.certificate_fingerprint() else {
+        tracing::info!(
+            "SIGHUP ignored: TLS is off (listen_plaintext_behind_proxy); reload the proxy"
+        );
+        return;
+    };
+    match running.reload_tls() {
+        Ok(new) if new == old => tracing::info!(
+            fingerprint = %new,
+            "SIGHUP: certificate files re-read; the certificate is unchanged"
+        ),
+        Ok(new) => tracing::info!(
+            fingerprint = %new,
+            previous = %old,
+            "SIGHUP: TLS certificate reloaded; new connections use it"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            still_serving = %old,
+            "SIGHUP: TLS certificate NOT reloaded, still serving the previous one; fix the \
+             files and send SIGHUP again"
+        ),
+    }
+}
+
+async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
+    let from = match (&args.target.admin, &args.target.data) {
+        (Some(_), _) => BackupFrom::Admin(args.target.client()?),
+        (None, data) => BackupFrom::DataDir(data.clone().unwrap_or_else(|| DEFAULT_DATA.into())),
+    };
+    let summary = backup::backup(BackupOptions {
+        to: args.to,
+        from,
+        force: args.force,
+        progress_bars: std::io::stderr().is_terminal(),
+    })
+    .await
+    .map_err(with_causes)?;
+    println!("{summary}");
+    Ok(())
+}
+
+async fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let report = backup::restore(&RestoreOptions {
+        from: args.from,
+        data_dir: args.data,
+        force: args.force,
+        progress_bars: std::io::stderr().is_terminal(),
+    })
+    .await
+    .map_err(with_causes)?;
+    println!("{report}");
+    Ok(())
+}
+
+/// An error whose message includes its causes ("cannot create FILE: Permission denied").
+fn with_causes(e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
 }
 
 impl AdminTarget {

@@ -32,7 +32,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState, AdminToken};
-use crate::config::{Config, ConfigError, LogFormat, StoreKind, TlsMode};
+use crate::backup::BackupSource;
+use crate::config::{Config, ConfigError, LogFormat, StoreKind};
 use crate::relay::{Registration, Relay, RelayHandle};
 use crate::store::{PostgresStore, SledOptions, SledStore, Store, StoreError, StoreStats};
 use crate::tls::{self, CertificateKind, ServerTls, TlsError};
@@ -198,19 +199,23 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             path: data_dir.clone(),
             source,
         })?;
-    let tls = match (config.tls, &config.tls_cert, &config.tls_key) {
-        (TlsMode::OffBehindProxy, _, _) => None,
-        (TlsMode::On, Some(cert), Some(key)) => Some(tls::load(cert, key)?),
-        (TlsMode::On, _, _) => Some(tls::development(&data_dir, &config.relay_name)?),
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        _ if config.listen_plaintext_behind_proxy => None,
+        (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+        _ => Some(tls::development(&data_dir, &config.relay_name)?),
     };
     match config.store {
         StoreKind::Sled => {
-            let store = open_sled(&config)?;
-            start_with_store(config, tls, store, metrics).await
+            let store = Arc::new(open_sled(&config)?);
+            let backup = BackupSource {
+                store: Arc::clone(&store),
+                data_dir,
+            };
+            start_with_store(config, tls, store, Some(backup), metrics).await
         }
         StoreKind::Postgres => {
-            let store = connect_postgres(&config).await?;
-            start_with_store(config, tls, store, metrics).await
+            let store = Arc::new(connect_postgres(&config).await?);
+            start_with_store(config, tls, store, None, metrics).await
         }
     }
 }
@@ -220,11 +225,11 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
 async fn start_with_store<S: Store>(
     config: Config,
     tls: Option<ServerTls>,
-    store: S,
+    store: Arc<S>,
+    backup: Option<BackupSource>,
     metrics: PrometheusHandle,
 ) -> Result<Running, ServiceError> {
-    let store = Arc::new(store);
-    match bind_and_spawn(config, tls, Arc::clone(&store), metrics).await {
+    match bind_and_spawn(config, tls, Arc::clone(&store), backup, metrics).await {
         Ok(running) => Ok(running),
         Err(e) => {
             if let Err(close) = store.close().await {
@@ -277,6 +282,7 @@ async fn bind_and_spawn<S: Store>(
     config: Config,
     tls: Option<ServerTls>,
     store: Arc<S>,
+    backup: Option<BackupSource>,
     metrics: PrometheusHandle,
 ) -> Result<Running, ServiceError> {
     let relay_listener = bind(config.listen, "client listener", "--listen").await?;
@@ -309,6 +315,7 @@ async fn bind_and_spawn<S: Store>(
         token,
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        backup,
     });
     let admin_task = tokio::spawn(
         axum::serve(admin_listener, admin::router(state))
@@ -318,6 +325,9 @@ async fn bind_and_spawn<S: Store>(
     let upkeep_task = tokio::spawn(upkeep(metrics, shutdown.clone()));
     let location = StoreLocation::of(&config);
     tracing::info!(%relay_addr, %admin_addr, registration = ?config.registration, store = %location, "relay started");
+    if tls.is_none() {
+        tracing::warn!("{PLAINTEXT_WARNING}");
+    }
     Ok(Running {
         config,
         relay_addr,
@@ -374,12 +384,25 @@ impl Running {
     /// The certificate file's PEM text (with the development certificate: what clients must
     /// trust); `None` when TLS is off.
     pub fn certificate_pem(&self) -> Option<String> {
-        self.tls.as_ref().map(|t| t.certificate_pem.clone())
+        self.tls.as_ref().map(ServerTls::certificate_pem)
     }
 
     /// SHA-256 fingerprint of the leaf certificate; `None` when TLS is off.
     pub fn certificate_fingerprint(&self) -> Option<String> {
-        self.tls.as_ref().map(|t| t.fingerprint.clone())
+        self.tls.as_ref().map(ServerTls::fingerprint)
+    }
+
+    /// Reads the certificate and key files again (on SIGHUP): new connections get the new
+    /// certificate, open ones keep theirs. On error the old certificate stays and the error
+    /// says which file is wrong. Returns the new fingerprint.
+    pub fn reload_tls(&self) -> Result<String, ServiceError> {
+        let Some(tls) = &self.tls else {
+            return Err(other(
+                "reloading the certificate",
+                "TLS is off (listen_plaintext_behind_proxy): the proxy holds the certificate",
+            ));
+        };
+        Ok(tls.reload()?)
     }
 
     /// The configuration the relay runs with.
@@ -465,14 +488,22 @@ impl Running {
             None => {
                 let _ = writeln!(
                     out,
-                    "  tls:          off (plain WebSocket: only behind a TLS-terminating proxy)"
+                    "  tls:          off (listen_plaintext_behind_proxy: plain WebSocket for a \
+                     TLS-terminating proxy)"
                 );
+                let _ = writeln!(out, "  warning:      {PLAINTEXT_WARNING}");
             }
             Some(t) => write_certificate(&mut out, t),
         }
         out
     }
 }
+
+/// What plain-WebSocket mode does not support, said in the log and the banner.
+const PLAINTEXT_WARNING: &str = "without TLS at the relay, logins cannot be bound to the TLS \
+session (protocol/SPEC.md 9.2); the kith client always binds its login, so its devices cannot \
+log in through a TLS-terminating proxy yet. Only clients that sign without channel binding can. \
+See docs/operating.md, \"TLS behind a proxy\"";
 
 fn write_certificate(out: &mut String, tls: &ServerTls) {
     let what = match tls.kind {
@@ -481,15 +512,25 @@ fn write_certificate(out: &mut String, tls: &ServerTls) {
         CertificateKind::DevelopmentReused => "self-signed development certificate",
     };
     let _ = writeln!(out, "  certificate:  {} ({what})", tls.cert_path.display());
-    let _ = writeln!(out, "  fingerprint:  SHA-256 {}", tls.fingerprint);
+    let _ = writeln!(out, "  fingerprint:  SHA-256 {}", tls.fingerprint());
 }
 
-/// SIGTERM and SIGINT, installed before the relay starts so that a signal arriving during
-/// start-up is not lost (nor kills the process).
+/// SIGTERM, SIGINT and SIGHUP, installed before the relay starts so that a signal arriving
+/// during start-up is not lost (nor kills the process).
 #[derive(Debug)]
 pub struct Signals {
     terminate: Signal,
     interrupt: Signal,
+    hangup: Signal,
+}
+
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// SIGTERM or SIGINT (named): drain and stop.
+    Stop(&'static str),
+    /// SIGHUP: reload the TLS certificate.
+    Reload,
 }
 
 impl Signals {
@@ -499,14 +540,16 @@ impl Signals {
         Ok(Self {
             terminate: install(SignalKind::terminate())?,
             interrupt: install(SignalKind::interrupt())?,
+            hangup: install(SignalKind::hangup())?,
         })
     }
 
-    /// Waits for SIGTERM or SIGINT; returns its name.
-    pub async fn wait(&mut self) -> &'static str {
+    /// Waits for the next signal.
+    pub async fn wait(&mut self) -> SignalEvent {
         tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => SignalEvent::Stop("SIGTERM"),
+            _ = self.interrupt.recv() => SignalEvent::Stop("SIGINT"),
+            _ = self.hangup.recv() => SignalEvent::Reload,
         }
     }
 }

@@ -4,14 +4,27 @@
 //! The resulting [`rustls::ServerConfig`] speaks TLS 1.3 only (every Kith client does), asks
 //! no client certificate and offers ALPN `http/1.1` (the WebSocket upgrade). It names the
 //! aws-lc-rs provider explicitly, so it works whether or not a process default is installed.
+//!
+//! ## Reloading
+//!
+//! Certificates from Let's Encrypt and the like are renewed every few weeks; restarting the
+//! relay for that would disconnect every device. So the `ServerConfig` does not hold the
+//! certificate itself but a [`CertificateResolver`], which hands each new handshake the
+//! certificate currently loaded. [`ServerTls::reload`] (the relay calls it on SIGHUP) reads the
+//! files again and swaps the new certificate in only if the whole chain and key load and
+//! match: a half-copied or wrong file keeps the old certificate and returns the reason.
+//! Connections already open keep their TLS session; only new handshakes see the new one.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -22,17 +35,74 @@ pub const DEV_CERT_DIR: &str = "tls";
 /// The server's TLS configuration and what an operator needs to know about its certificate.
 #[derive(Debug, Clone)]
 pub struct ServerTls {
-    /// For [`Relay::serve`](crate::relay::Relay::serve).
+    /// For [`Relay::serve`](crate::relay::Relay::serve). Its certificate comes from
+    /// [`ServerTls::reload`]'s resolver, so it never needs rebuilding.
     pub config: Arc<ServerConfig>,
     /// The certificate chain file.
     pub cert_path: PathBuf,
-    /// The certificate file's PEM text: for the development certificate, the one certificate a
-    /// client must trust.
-    pub certificate_pem: String,
-    /// SHA-256 of the leaf certificate (DER), as colon-separated upper-case hex.
-    pub fingerprint: String,
+    /// The private key file.
+    pub key_path: PathBuf,
     /// Which certificate this is.
     pub kind: CertificateKind,
+    resolver: Arc<CertificateResolver>,
+}
+
+/// The certificate being served now, with what the banner shows of it.
+#[derive(Debug)]
+struct Loaded {
+    certified: Arc<CertifiedKey>,
+    /// The certificate file's text.
+    pem: String,
+    /// SHA-256 of the leaf certificate.
+    fingerprint: String,
+}
+
+/// Hands every TLS handshake the certificate loaded last (see the module docs).
+#[derive(Debug)]
+pub struct CertificateResolver {
+    current: RwLock<Arc<Loaded>>,
+}
+
+impl CertificateResolver {
+    fn current(&self) -> Arc<Loaded> {
+        // A poisoned lock still holds a complete certificate: the swap is one assignment.
+        let guard = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&guard)
+    }
+
+    fn replace(&self, loaded: Loaded) {
+        let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        *guard = Arc::new(loaded);
+    }
+}
+
+impl ResolvesServerCert for CertificateResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.current().certified))
+    }
+}
+
+impl ServerTls {
+    /// The certificate file's PEM text as last loaded: for the development certificate, the
+    /// one certificate a client must trust.
+    pub fn certificate_pem(&self) -> String {
+        self.resolver.current().pem.clone()
+    }
+
+    /// SHA-256 of the leaf certificate (DER) being served, as colon-separated upper-case hex.
+    pub fn fingerprint(&self) -> String {
+        self.resolver.current().fingerprint.clone()
+    }
+
+    /// Reads the certificate and key files again and serves them to new connections. On any
+    /// error the previous certificate stays in use and the error says which file is wrong.
+    /// Returns the new fingerprint.
+    pub fn reload(&self) -> Result<String, TlsError> {
+        let loaded = load_files(&self.cert_path, &self.key_path)?;
+        let fingerprint = loaded.fingerprint.clone();
+        self.resolver.replace(loaded);
+        Ok(fingerprint)
+    }
 }
 
 /// Where the certificate came from.
@@ -182,35 +252,57 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
 }
 
 fn build(cert_path: &Path, key_path: &Path, kind: CertificateKind) -> Result<ServerTls, TlsError> {
-    let (chain, certificate_pem) = read_chain(cert_path)?;
-    let key = read_key(key_path)?;
-    let fingerprint = chain.first().map(fingerprint).unwrap_or_default();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let loaded = load_files(cert_path, key_path)?;
+    let resolver = Arc::new(CertificateResolver {
+        current: RwLock::new(Arc::new(loaded)),
+    });
     let rejected = |e: rustls::Error| TlsError::Rejected {
         cert: cert_path.to_owned(),
         key: key_path.to_owned(),
-        reason: match e {
-            rustls::Error::InconsistentKeys(_) => {
-                "the private key does not belong to the certificate (check that tls_key is the \
-                 key of tls_cert's first certificate)"
-                    .to_owned()
-            }
-            other => other.to_string(),
-        },
+        reason: e.to_string(),
     };
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(rejected)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(rejected)?;
+        .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
         cert_path: cert_path.to_owned(),
-        certificate_pem,
-        fingerprint,
+        key_path: key_path.to_owned(),
         kind,
+        resolver,
+    })
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads and checks a chain and its key: every certificate parses, the key is usable by the
+/// provider and belongs to the first certificate.
+fn load_files(cert_path: &Path, key_path: &Path) -> Result<Loaded, TlsError> {
+    let (chain, pem) = read_chain(cert_path)?;
+    let key = read_key(key_path)?;
+    let fingerprint = chain.first().map(fingerprint).unwrap_or_default();
+    let certified =
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Rejected {
+            cert: cert_path.to_owned(),
+            key: key_path.to_owned(),
+            reason: match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the private key does not belong to the certificate (check that tls_key is \
+                     the key of tls_cert's first certificate)"
+                        .to_owned()
+                }
+                other => other.to_string(),
+            },
+        })?;
+    Ok(Loaded {
+        certified: Arc::new(certified),
+        pem,
+        fingerprint,
     })
 }
 
@@ -273,10 +365,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = development(dir.path(), "relay.example.org").unwrap();
         assert_eq!(first.kind, CertificateKind::DevelopmentCreated);
-        assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
+        assert_eq!(first.fingerprint().len(), 32 * 3 - 1);
         let again = development(dir.path(), "relay.example.org").unwrap();
         assert_eq!(again.kind, CertificateKind::DevelopmentReused);
-        assert_eq!(again.fingerprint, first.fingerprint);
+        assert_eq!(again.fingerprint(), first.fingerprint());
         assert_eq!(again.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 
@@ -319,5 +411,30 @@ mod tests {
         std::fs::remove_file(dir.path().join("tls/key.pem")).unwrap();
         let err = development(dir.path(), "localhost").unwrap_err();
         assert!(err.to_string().contains("delete the directory"), "{err}");
+    }
+
+    #[test]
+    fn reload_swaps_a_good_certificate_and_keeps_the_old_one_on_error() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let served = development(a.path(), "a").unwrap();
+        let old = served.fingerprint();
+        let other = development(b.path(), "b").unwrap();
+        let cert = a.path().join("tls/cert.pem");
+        let key = a.path().join("tls/key.pem");
+
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        let err = served.reload().unwrap_err();
+        assert!(err.to_string().contains("cert.pem"), "{err}");
+        assert_eq!(served.fingerprint(), old);
+
+        std::fs::copy(b.path().join("tls/cert.pem"), &cert).unwrap();
+        let err = served.reload().unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        assert_eq!(served.fingerprint(), old);
+
+        std::fs::copy(b.path().join("tls/key.pem"), &key).unwrap();
+        assert_eq!(served.reload().unwrap(), other.fingerprint());
+        assert_eq!(served.fingerprint(), other.fingerprint());
+        assert_eq!(served.certificate_pem(), other.certificate_pem());
     }
 }

@@ -130,6 +130,62 @@ impl AdminClient {
         self.call::<(), _>(Method::GET, "/v1/stats", None).await
     }
 
+    /// The admin listener's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.authority)
+    }
+
+    /// Streams a backup of the running relay (`GET /v1/backup`) into `out`, calling
+    /// `progress` with the bytes received so far. A stall of [`REQUEST_TIMEOUT`] fails it.
+    pub async fn backup(
+        &self,
+        out: &mut impl std::io::Write,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, ClientError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/v1/backup")
+            .header(header::HOST, &self.authority)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| self.unreachable(e))?;
+        let (mut sender, driver) = self.connect().await?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| self.unreachable("no answer within 30 s"))?
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(e))?
+                .to_bytes();
+            driver.abort();
+            return Err(self.refused(status, &bytes));
+        }
+        let mut received = 0u64;
+        loop {
+            let frame = tokio::time::timeout(REQUEST_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| self.unreachable("the backup stalled for 30 s"))?;
+            let Some(frame) = frame else { break };
+            let frame =
+                frame.map_err(|e| self.unreachable(format!("the backup broke off: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                out.write_all(&data)
+                    .map_err(|e| self.unreachable(format!("writing the backup file: {e}")))?;
+                received += u64::try_from(data.len()).unwrap_or(u64::MAX);
+                progress(received);
+            }
+        }
+        out.flush()
+            .map_err(|e| self.unreachable(format!("writing the backup file: {e}")))?;
+        driver.abort();
+        Ok(received)
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -154,20 +210,33 @@ impl AdminClient {
         match status {
             s if s.is_success() => serde_json::from_slice(&bytes)
                 .map_err(|e| self.unreachable(format!("unexpected answer ({e})"))),
-            StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized),
-            status => Err(ClientError::Refused {
-                status,
-                message: serde_json::from_slice::<ErrorBody>(&bytes)
-                    .map(|b| b.error)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned()),
-            }),
+            status => Err(self.refused(status, &bytes)),
         }
     }
 
-    async fn send(
+    /// The error for a non-success answer.
+    fn refused(&self, status: StatusCode, bytes: &[u8]) -> ClientError {
+        if status == StatusCode::UNAUTHORIZED {
+            return ClientError::Unauthorized;
+        }
+        ClientError::Refused {
+            status,
+            message: serde_json::from_slice::<ErrorBody>(bytes)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// Opens an HTTP/1 connection to the admin listener; the returned task drives it.
+    async fn connect(
         &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), ClientError> {
+    ) -> Result<
+        (
+            hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+            tokio::task::JoinHandle<hyper::Result<()>>,
+        ),
+        ClientError,
+    > {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| match &self.data_dir {
@@ -176,10 +245,17 @@ impl AdminClient {
                 }
                 _ => self.unreachable(e),
             })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(e))?;
-        let driver = tokio::spawn(connection);
+        Ok((sender, tokio::spawn(connection)))
+    }
+
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let (mut sender, driver) = self.connect().await?;
         let response = sender
             .send_request(request)
             .await

@@ -6,6 +6,7 @@
 //! | `GET /metrics` | none | Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/invites` | bearer | [`CreateInvite`] → [`InviteCreated`] |
 //! | `GET /v1/stats` | bearer | [`Stats`] |
+//! | `GET /v1/backup` | bearer | a backup file (`crate::backup`), streamed; 409 on PostgreSQL |
 //!
 //! `/v1/*` require `Authorization: Bearer <token>`, the random token the service writes with
 //! the listener's URL to `<data>/admin.json` (mode 0600, [`AdminFile`]) so that
@@ -37,6 +38,7 @@ pub use self::api::{
     MAX_INVITE_VALIDITY, Stats,
 };
 pub use self::file::{AdminToken, remove_admin_file, write_admin_file};
+use crate::backup::BackupSource;
 use crate::relay::RelayHandle;
 use crate::store::{InviteTokenHash, Store};
 
@@ -53,6 +55,8 @@ pub struct AdminState<S> {
     pub metrics: PrometheusHandle,
     /// Cancelled when shutdown begins (`/healthz` then answers 503).
     pub shutdown: CancellationToken,
+    /// What `/v1/backup` reads; `None` when the store is PostgreSQL (back up with pg_dump).
+    pub backup: Option<BackupSource>,
 }
 
 /// The admin routes.
@@ -62,6 +66,7 @@ pub fn router<S: Store>(state: Arc<AdminState<S>>) -> Router {
         .route("/metrics", get(metrics::<S>))
         .route("/v1/invites", post(create_invite::<S>))
         .route("/v1/stats", get(stats::<S>))
+        .route("/v1/backup", get(backup::<S>))
         .with_state(state)
 }
 
@@ -138,6 +143,59 @@ async fn stats<S: Store>(
         connections: live.connections,
         authenticated: live.authenticated,
     }))
+}
+
+/// Chunks of a backup in flight between the thread reading the store and the response.
+const BACKUP_CHUNKS: usize = 16;
+
+/// Streams a backup of the store, read on a blocking thread while the relay keeps serving.
+async fn backup<S: Store>(
+    State(state): State<Arc<AdminState<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Some(source) = state.backup.clone() else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            message: "this relay stores its data in PostgreSQL: back up the database with \
+                      pg_dump instead (docs/operating.md, \"Backups\")"
+                .into(),
+        });
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(BACKUP_CHUNKS);
+    tokio::task::spawn_blocking(move || {
+        let errors = tx.clone();
+        let result = source.write_to(ChannelWriter(tx));
+        match result {
+            Ok(bytes) => tracing::info!(bytes, "backup streamed"),
+            Err(e) => {
+                tracing::error!(error = %e, "backup failed");
+                // Ends the response with an error, so the client does not keep a short file.
+                let _ = errors.blocking_send(Err(e));
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let content_type = [(header::CONTENT_TYPE, "application/octet-stream")];
+    Ok((content_type, axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// Sends what is written as chunks of the response body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::other("the admin client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks the bearer token in constant time.

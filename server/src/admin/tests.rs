@@ -88,3 +88,54 @@ async fn two_relays_in_one_process_serve_their_admin_routes() {
     assert!(AdminFile::path(dir_b.path()).exists());
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_streams_a_checked_file_and_points_postgres_to_pg_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = service::start(config(dir.path())).await.unwrap();
+    let client = AdminClient::from_data_dir(dir.path()).unwrap();
+    let mut file = Vec::new();
+    let mut seen = 0;
+    let bytes = client.backup(&mut file, |n| seen = n).await.unwrap();
+    assert_eq!((bytes, seen), (u64::try_from(file.len()).unwrap(), bytes));
+    assert!(file.starts_with(b"KITH-RELAY-BACKUP 1\n"));
+    let path = dir.path().join("copy.kbak");
+    std::fs::write(&path, &file).unwrap();
+    let summary = crate::backup::inspect(&path).unwrap();
+    assert_eq!(summary.files, ["tls/cert.pem", "tls/key.pem"]);
+    let wrong = AdminClient::new(&client.url(), "wrong").unwrap();
+    let refused = wrong.backup(&mut Vec::new(), |_| {}).await;
+    assert!(
+        matches!(refused, Err(ClientError::Unauthorized)),
+        "{refused:?}"
+    );
+    running.shutdown().await.unwrap();
+
+    // A relay without a backup source (PostgreSQL) says what to use instead.
+    let store = Arc::new(
+        crate::store::SledStore::open(dir.path().join("other"), Default::default()).unwrap(),
+    );
+    let relay = crate::relay::Relay::new(Arc::clone(&store), Default::default());
+    let token = AdminToken::generate().unwrap();
+    let state = Arc::new(AdminState {
+        store: Arc::clone(&store),
+        relay: relay.handle(),
+        token: token.clone(),
+        metrics: crate::metrics::install(),
+        shutdown: CancellationToken::new(),
+        backup: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+    let client = AdminClient::new(&url, token.expose()).unwrap();
+    match client.backup(&mut Vec::new(), |_| {}).await {
+        Err(ClientError::Refused { status, message }) => {
+            assert_eq!(status, StatusCode::CONFLICT);
+            assert!(message.contains("pg_dump"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    server.abort();
+    store.close().await.unwrap();
+}

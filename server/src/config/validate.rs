@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kith_protocol::consts::{MAX_FRAME_LEN, MAX_RELAY_NAME_LEN};
 
-use super::{Config, Problem, StoreKind, TlsMode};
+use super::{Config, Problem, StoreKind};
 
 /// Most connections a node's PostgreSQL pool may hold: PostgreSQL's default `max_connections`
 /// is 100 for the whole server, shared by every relay node.
@@ -123,13 +123,34 @@ impl Config {
             )),
             _ => {}
         }
-        if self.tls == TlsMode::OffBehindProxy
-            && (self.tls_cert.is_some() || self.tls_key.is_some())
-        {
+        if self.listen_plaintext_behind_proxy {
+            self.check_plaintext(out);
+        }
+    }
+
+    /// Plain WebSocket is only for a proxy on the same machine (or a private link) that
+    /// terminates TLS: anywhere else, devices' logins and sealed envelopes would cross the
+    /// network without TLS.
+    fn check_plaintext(&self, out: &mut Vec<Problem>) {
+        if self.tls_cert.is_some() || self.tls_key.is_some() {
             out.push(Problem::effective(
-                "tls",
-                "is \"off-behind-proxy\" but a certificate is configured; remove tls_cert and \
-                 tls_key (the proxy holds the certificate), or write tls = \"on\"",
+                "listen_plaintext_behind_proxy",
+                "is true but a certificate is configured; remove tls_cert and tls_key (the \
+                 proxy holds the certificate), or write listen_plaintext_behind_proxy = false",
+            ));
+        }
+        if !self.listen.ip().is_loopback() && !self.allow_plaintext_non_loopback {
+            out.push(Problem::effective(
+                "listen_plaintext_behind_proxy",
+                format!(
+                    "is true but listen ({}) is not a loopback address: clients could reach the \
+                     relay without TLS. Write listen = \"127.0.0.1:{}\" and run the \
+                     TLS-terminating proxy on this machine, or, if only the proxy can reach \
+                     this address (a private network), also set \
+                     allow_plaintext_non_loopback = true",
+                    self.listen,
+                    self.listen.port()
+                ),
             ));
         }
     }

@@ -18,6 +18,7 @@ mod groups_membership;
 mod messaging;
 mod migrate;
 mod nodes;
+mod operator;
 mod prekeys;
 mod storage;
 mod verify;

@@ -37,6 +37,7 @@
 //! in batches so that one call does not hold a worker for long.
 
 mod accounts;
+mod backup;
 mod codec;
 mod commit;
 mod export;
