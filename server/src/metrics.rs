@@ -28,12 +28,17 @@ pub const ERRORS: &str = "kith_errors_total";
 pub const REQUESTS: &str = "kith_requests_total";
 /// Histogram: duration of each group-commit flush of the store, in seconds.
 pub const FLUSH_SECONDS: &str = "kith_flush_seconds";
+/// Histogram: mailbox writes (sends and acks) applied together in one store transaction.
+pub const WRITE_BATCH_OPS: &str = "kith_write_batch_ops";
 
 /// Buckets for [`FLUSH_SECONDS`]: 0.5 ms to 2.5 s (an fsync on a healthy disk takes about a
 /// millisecond; a congested one, hundreds).
 const FLUSH_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// Buckets for [`WRITE_BATCH_OPS`]: 1 to 256 (the writer's largest batch).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -47,6 +52,9 @@ pub fn install() -> PrometheusHandle {
 fn install_once() -> PrometheusHandle {
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(FLUSH_SECONDS.to_owned()), FLUSH_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(WRITE_BATCH_OPS.to_owned()), BATCH_BUCKETS)
+        })
         // Only an empty bucket list is refused; fall back to a summary rather than fail.
         .unwrap_or_else(|_| PrometheusBuilder::new());
     let handle = builder.install_recorder().unwrap_or_else(|e| {
@@ -90,5 +98,9 @@ fn describe() {
         FLUSH_SECONDS,
         metrics::Unit::Seconds,
         "Duration of each group-commit flush of the store."
+    );
+    describe_histogram!(
+        WRITE_BATCH_OPS,
+        "Mailbox writes (sends and acks) applied together in one store transaction (sled)."
     );
 }

@@ -41,7 +41,7 @@ pub(super) struct InviteValue {
 
 /// `mailboxes`: device id → this. Counters kept in step with `entries` so that quota checks
 /// need no scan (sled transactions cannot scan).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct MailboxValue {
     /// The next delivery id to assign (ids start at 1).
     pub(super) next_delivery: DeliveryId,

@@ -1,9 +1,11 @@
 //! Mailboxes: enqueue, list, ack.
 //!
-//! An enqueue is one transaction over seven trees: it checks the idempotency key, every
-//! recipient's existence and quota, then writes the body once (with its reference count), an
-//! entry and an expiry index key per recipient, and the idempotency record. Any failed check
-//! aborts the whole transaction, so a full mailbox stores nothing for anyone.
+//! Enqueues and acks are applied in batches, one sled transaction over seven trees per batch
+//! (see `combiner.rs` for why). Within it each op stands alone: an enqueue checks the
+//! idempotency key, every recipient's existence and quota, and only then writes the body once
+//! (with its reference count), an entry and an expiry index key per recipient, and the
+//! idempotency record. A failed check writes nothing for that send — a full mailbox stores
+//! nothing for anyone — and does not affect the other ops of the batch.
 
 use ::sled::Transactional;
 use ::sled::transaction::{ConflictableTransactionResult, TransactionalTree};
@@ -31,20 +33,43 @@ pub(super) struct Removed {
     pub(super) body: bool,
 }
 
+/// One mailbox write of a combined batch ([`Trees::apply_mailbox_ops`]).
+pub(super) enum MailboxOp<'a> {
+    /// Store a send; its body gets id `body_id`.
+    Enqueue {
+        /// The send.
+        send: &'a Enqueue,
+        /// A fresh body id (taken outside the transaction, which may run more than once).
+        body_id: u64,
+    },
+    /// Delete these entries of the device's mailbox.
+    Ack {
+        /// Whose mailbox.
+        device: &'a DeviceId,
+        /// Which entries.
+        ids: &'a [DeliveryId],
+    },
+}
+
+/// What one [`MailboxOp`] did.
+#[derive(Debug)]
+pub(super) enum MailboxOutcome {
+    /// The send's receipt (`duplicate` for a repeated idempotency key).
+    Enqueued(Receipt),
+    /// How many entries an ack deleted.
+    Acked(u64),
+}
+
 impl Trees {
-    /// Stores a send (or finds it stored already) and returns its receipt.
-    pub(super) fn enqueue(&self, send: &Enqueue) -> Result<Receipt, StoreError> {
-        if send.recipients.is_empty() {
-            return Ok(Receipt {
-                deliveries: Vec::new(),
-                duplicate: false,
-            });
-        }
-        let body_id = self.db.generate_id().map_err(backend)?;
-        let body_ref = encode(&BodyRefValue {
-            refs: len_u64(send.recipients.len()),
-            len: len_u64(send.body.len()),
-        })?;
+    /// Applies `ops` in order in ONE sled transaction, each op all-or-nothing on its own: an op
+    /// that fails its checks (unknown device, full mailbox) writes nothing and gets its error,
+    /// while the others go ahead. Later ops see the writes of earlier ones (a repeated
+    /// idempotency key in one batch is a duplicate). `Err` only when the whole transaction
+    /// failed (storage error, corrupt record): then nothing was written.
+    pub(super) fn apply_mailbox_ops(
+        &self,
+        ops: &[MailboxOp<'_>],
+    ) -> Result<Vec<Result<MailboxOutcome, StoreError>>, StoreError> {
         (
             &self.idempotency,
             &self.devices,
@@ -55,38 +80,37 @@ impl Trees {
             &self.expiry,
         )
             .transaction(
-                |(idempotency, devices, mailboxes, entries, bodies, refs, expiry)| {
-                    let key = &send.idempotency_key.0;
-                    if let Some(bytes) = idempotency.get(key)? {
-                        let seen: IdempotencyValue =
-                            decode(&bytes, "idempotency").map_err(abort)?;
-                        return Ok(Receipt {
-                            deliveries: seen.deliveries,
-                            duplicate: true,
-                        });
-                    }
-                    let recipients = RecipientViews {
+                |(idempotency, devices, mailboxes, entries, bodies, body_refs, expiry)| {
+                    let views = BatchViews {
+                        idempotency,
                         devices,
-                        mailboxes,
-                        entries,
-                        expiry,
+                        entry: EntryViews {
+                            mailboxes,
+                            entries,
+                            bodies,
+                            body_refs,
+                            expiry,
+                        },
                     };
-                    let deliveries = append_entries(&recipients, send, body_id)?;
-                    bodies.insert(&body_key(body_id)[..], &send.body[..])?;
-                    refs.insert(&body_key(body_id)[..], &body_ref[..])?;
-                    let record = IdempotencyValue {
-                        deliveries: deliveries.clone(),
-                        expires_at: send.idempotent_until,
-                    };
-                    idempotency.insert(&key[..], encode(&record).map_err(abort)?)?;
-                    expiry.insert(
-                        expiry_key(send.idempotent_until, Expiring::Idempotency(*key)),
-                        &[][..],
-                    )?;
-                    Ok(Receipt {
-                        deliveries,
-                        duplicate: false,
-                    })
+                    let mut outcomes = Vec::with_capacity(ops.len());
+                    for op in ops {
+                        let outcome = match op {
+                            MailboxOp::Enqueue { send, body_id } => {
+                                enqueue_one(&views, send, *body_id)?.map(MailboxOutcome::Enqueued)
+                            }
+                            MailboxOp::Ack { device, ids } => {
+                                let mut removed = 0u64;
+                                for id in *ids {
+                                    if remove_entry(&views.entry, device, *id)?.is_some() {
+                                        removed += 1;
+                                    }
+                                }
+                                Ok(MailboxOutcome::Acked(removed))
+                            }
+                        };
+                        outcomes.push(outcome);
+                    }
+                    Ok(outcomes)
                 },
             )
             .map_err(tx_error)
@@ -125,99 +149,126 @@ impl Trees {
         }
         Ok(out)
     }
-
-    /// Deletes the device's entries with these ids; returns how many existed.
-    pub(super) fn ack(&self, device: &DeviceId, ids: &[DeliveryId]) -> Result<u64, StoreError> {
-        (
-            &self.mailboxes,
-            &self.entries,
-            &self.bodies,
-            &self.body_refs,
-            &self.expiry,
-        )
-            .transaction(|(mailboxes, entries, bodies, body_refs, expiry)| {
-                let views = EntryViews {
-                    mailboxes,
-                    entries,
-                    bodies,
-                    body_refs,
-                    expiry,
-                };
-                let mut removed = 0u64;
-                for id in ids {
-                    if remove_entry(&views, device, *id)?.is_some() {
-                        removed += 1;
-                    }
-                }
-                Ok(removed)
-            })
-            .map_err(tx_error)
-    }
 }
 
-/// The trees the per-recipient part of an enqueue writes, inside its transaction.
-struct RecipientViews<'a> {
+/// Every tree a batch of mailbox writes touches, inside its transaction.
+struct BatchViews<'a> {
+    idempotency: &'a TransactionalTree,
     devices: &'a TransactionalTree,
-    mailboxes: &'a TransactionalTree,
-    entries: &'a TransactionalTree,
-    expiry: &'a TransactionalTree,
+    entry: EntryViews<'a>,
 }
 
-/// Appends an entry (pointing at `body_id`) to every recipient's mailbox: checks the device
-/// exists, charges its quota, writes the entry and its expiry key. Returns the delivery ids.
-fn append_entries(
-    views: &RecipientViews<'_>,
+/// Stores one send inside a batch: the inner `Err` is this send's own failure (it wrote
+/// nothing), the outer one fails the whole transaction.
+fn enqueue_one(
+    views: &BatchViews<'_>,
     send: &Enqueue,
     body_id: u64,
-) -> ConflictableTransactionResult<Vec<DeliveryId>, StoreError> {
-    let mut deliveries = Vec::with_capacity(send.recipients.len());
+) -> ConflictableTransactionResult<Result<Receipt, StoreError>, StoreError> {
+    if send.recipients.is_empty() {
+        return Ok(Ok(Receipt {
+            deliveries: Vec::new(),
+            duplicate: false,
+        }));
+    }
+    let key = &send.idempotency_key.0;
+    if let Some(bytes) = views.idempotency.get(key)? {
+        let seen: IdempotencyValue = decode(&bytes, "idempotency").map_err(abort)?;
+        return Ok(Ok(Receipt {
+            deliveries: seen.deliveries,
+            duplicate: true,
+        }));
+    }
+    // Check everything before writing anything, so a failed send leaves no trace.
+    let mut charged: Vec<(&DeviceId, MailboxValue, DeliveryId)> =
+        Vec::with_capacity(send.recipients.len());
     for recipient in &send.recipients {
         let device = &recipient.device;
         if views.devices.get(device.as_bytes())?.is_none() {
-            return Err(abort(StoreError::DeviceNotFound));
+            return Ok(Err(StoreError::DeviceNotFound));
         }
-        let id = charge(views.mailboxes, device, send, recipient.part.as_deref())?;
+        let current = match charged.iter().rev().find(|(d, _, _)| *d == device) {
+            Some((_, mailbox, _)) => mailbox.clone(),
+            None => match views.entry.mailboxes.get(device.as_bytes())? {
+                Some(bytes) => decode(&bytes, "mailbox").map_err(abort)?,
+                None => MailboxValue::default(),
+            },
+        };
+        match charge(current, send, recipient.part.as_deref()) {
+            Ok((mailbox, id)) => charged.push((device, mailbox, id)),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let mut deliveries = Vec::with_capacity(charged.len());
+    for ((device, mailbox, id), recipient) in charged.iter().zip(&send.recipients) {
         let entry = EntryValue {
             body: body_id,
             part: recipient.part.clone(),
             arrived_at: send.arrived_at,
             expires_at: send.expires_at,
         };
-        let entry = encode(&entry).map_err(abort)?;
-        views.entries.insert(&entry_key(device, id)[..], entry)?;
-        let index = expiry_key(send.expires_at, Expiring::Entry(*device, id));
-        views.expiry.insert(index, &[][..])?;
-        deliveries.push(id);
+        views
+            .entry
+            .mailboxes
+            .insert(&device.as_bytes()[..], encode(mailbox).map_err(abort)?)?;
+        views
+            .entry
+            .entries
+            .insert(&entry_key(device, *id)[..], encode(&entry).map_err(abort)?)?;
+        let index = expiry_key(send.expires_at, Expiring::Entry(**device, *id));
+        views.entry.expiry.insert(index, &[][..])?;
+        deliveries.push(*id);
     }
-    Ok(deliveries)
+    let body_ref = encode(&BodyRefValue {
+        refs: len_u64(send.recipients.len()),
+        len: len_u64(send.body.len()),
+    })
+    .map_err(abort)?;
+    views
+        .entry
+        .bodies
+        .insert(&body_key(body_id)[..], &send.body[..])?;
+    views
+        .entry
+        .body_refs
+        .insert(&body_key(body_id)[..], &body_ref[..])?;
+    let record = IdempotencyValue {
+        deliveries: deliveries.clone(),
+        expires_at: send.idempotent_until,
+    };
+    views
+        .idempotency
+        .insert(&key[..], encode(&record).map_err(abort)?)?;
+    views.entry.expiry.insert(
+        expiry_key(send.idempotent_until, Expiring::Idempotency(*key)),
+        &[][..],
+    )?;
+    Ok(Ok(Receipt {
+        deliveries,
+        duplicate: false,
+    }))
 }
 
-/// Charges one entry to a device's mailbox and assigns its delivery id, or aborts with
+/// Charges one entry to a mailbox and assigns its delivery id, or
 /// [`StoreError::MailboxFull`].
 fn charge(
-    mailboxes: &TransactionalTree,
-    device: &DeviceId,
+    mut mailbox: MailboxValue,
     send: &Enqueue,
     part: Option<&[u8]>,
-) -> ConflictableTransactionResult<DeliveryId, StoreError> {
-    let mut mailbox: MailboxValue = match mailboxes.get(device.as_bytes())? {
-        Some(bytes) => decode(&bytes, "mailbox").map_err(abort)?,
-        None => MailboxValue::default(),
-    };
+) -> Result<(MailboxValue, DeliveryId), StoreError> {
     let part_len = len_u64(part.map_or(0, <[u8]>::len));
     let cost = len_u64(send.body.len()).saturating_add(part_len);
     let entries = mailbox.entries.saturating_add(1);
     let bytes = mailbox.charged_bytes.saturating_add(cost);
     if entries > send.limits.max_entries || bytes > send.limits.max_bytes {
-        return Err(abort(StoreError::MailboxFull));
+        return Err(StoreError::MailboxFull);
     }
     let id = mailbox.next_delivery.max(1);
     mailbox.next_delivery = id.saturating_add(1);
     mailbox.entries = entries;
     mailbox.charged_bytes = bytes;
     mailbox.part_bytes = mailbox.part_bytes.saturating_add(part_len);
-    mailboxes.insert(&device.as_bytes()[..], encode(&mailbox).map_err(abort)?)?;
-    Ok(id)
+    Ok((mailbox, id))
 }
 
 /// Removes one entry, its expiry key, its share of the mailbox counters and, with the last

@@ -39,6 +39,7 @@
 mod accounts;
 mod backup;
 mod codec;
+mod combiner;
 mod commit;
 mod export;
 mod mailbox;
@@ -50,12 +51,14 @@ mod tests;
 
 use std::fs::{File, TryLockError};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 use ::sled::{Db, Tree};
 
 use self::codec::{SCHEMA_KEY, SCHEMA_VERSION};
+use self::combiner::Combiner;
 use self::commit::GroupCommit;
 pub use self::export::Records;
 use crate::store::StoreError;
@@ -82,8 +85,10 @@ impl Default for SledOptions {
 /// dropping it: dropping also ends the flusher, but without waiting for its last flush.
 #[derive(Debug)]
 pub struct SledStore {
-    trees: Trees,
-    commit: GroupCommit,
+    trees: Arc<Trees>,
+    commit: Arc<GroupCommit>,
+    /// The writer thread that batches enqueues and acks into shared transactions.
+    combiner: Combiner,
     closed: AtomicBool,
     // Held for the lifetime of the store: the directory lock.
     _lock: File,
@@ -132,10 +137,13 @@ impl SledStore {
             .map_err(backend)?;
         let trees = Trees::open(db)?;
         trees.check_schema()?;
-        let commit = GroupCommit::start(trees.db.clone(), &runtime);
+        let trees = Arc::new(trees);
+        let commit = Arc::new(GroupCommit::start(trees.db.clone(), &runtime));
+        let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit))?;
         Ok(Self {
             trees,
             commit,
+            combiner,
             closed: AtomicBool::new(false),
             _lock: lock,
         })

@@ -6,6 +6,8 @@ use std::sync::atomic::Ordering;
 use kith_protocol::{AccountPublicKey, DeviceId, VerifiedCertificate};
 
 use super::SledStore;
+use super::combiner::Op;
+use super::mailbox::MailboxOutcome;
 use crate::store::{
     Account, BundleMaterial, DeliveryId, DeviceRecord, Durable, Enqueue, Envelope, ExpireCounts,
     InviteTokenHash, NewAccount, PrekeyCounts, Prekeys, QueueStats, Receipt, Store, StoreError,
@@ -74,17 +76,18 @@ impl Store for SledStore {
     }
 
     async fn enqueue(&self, send: Enqueue) -> Result<Receipt, StoreError> {
-        self.check_open()?;
-        let receipt = self.trees.enqueue(&send)?;
+        let (receipt, durable) = self.enqueue_staged(send).await?;
         // A duplicate waits too: the first copy may not be flushed yet.
-        self.commit.durable().await?;
+        durable.await?;
         Ok(receipt)
     }
 
     async fn enqueue_staged(&self, send: Enqueue) -> Result<(Receipt, Durable), StoreError> {
         self.check_open()?;
-        let receipt = self.trees.enqueue(&send)?;
-        Ok((receipt, Box::pin(self.commit.ticket())))
+        match self.combiner.submit(Op::Enqueue(send)).await? {
+            (MailboxOutcome::Enqueued(receipt), durable) => Ok((receipt, durable)),
+            (MailboxOutcome::Acked(_), _) => Err(mismatched()),
+        }
     }
 
     async fn list(
@@ -97,9 +100,8 @@ impl Store for SledStore {
     }
 
     async fn ack(&self, device: DeviceId, ids: &[DeliveryId]) -> Result<u64, StoreError> {
-        self.check_open()?;
-        let removed = self.trees.ack(&device, ids)?;
-        self.commit.durable().await?;
+        let (removed, durable) = self.ack_staged(device, ids).await?;
+        durable.await?;
         Ok(removed)
     }
 
@@ -109,8 +111,10 @@ impl Store for SledStore {
         ids: &[DeliveryId],
     ) -> Result<(u64, Durable), StoreError> {
         self.check_open()?;
-        let removed = self.trees.ack(&device, ids)?;
-        Ok((removed, Box::pin(self.commit.ticket())))
+        match self.combiner.submit(Op::Ack(device, ids.to_vec())).await? {
+            (MailboxOutcome::Acked(removed), durable) => Ok((removed, durable)),
+            (MailboxOutcome::Enqueued(_), _) => Err(mismatched()),
+        }
     }
 
     async fn expire(&self, now: u64) -> Result<ExpireCounts, StoreError> {
@@ -146,6 +150,14 @@ impl Store for SledStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::SeqCst);
-        self.commit.close().await
+        // Writes already queued are applied first, so the last flush covers them.
+        let stopped = self.combiner.stop().await;
+        self.commit.close().await?;
+        stopped
     }
+}
+
+/// The writer answered an op with the outcome of another kind (a bug).
+fn mismatched() -> StoreError {
+    StoreError::Backend("the store's writer answered with the wrong kind of outcome".into())
 }

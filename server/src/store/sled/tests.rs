@@ -265,3 +265,84 @@ async fn accepted_writes_survive_a_crash() {
     assert_eq!(listed.len(), usize::from(SENDS));
     store.close().await.unwrap();
 }
+
+/// One combined transaction, five ops: each stands alone. The failed sends write nothing, the
+/// repeated key inside the batch is a duplicate of the first, the ack sees the first's entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applies_each_op_on_its_own() {
+    use super::mailbox::{MailboxOp, MailboxOutcome};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(40);
+    let bob = register(&store, "bob", &mut rng).await;
+    let unknown = kith_protocol::DeviceId::from_bytes([9; 16]);
+    let first = send(1, bob.id());
+    let to_unknown = send(2, unknown);
+    let mut too_big = send(3, bob.id());
+    too_big.limits.max_bytes = 10;
+    let repeat = send(1, bob.id());
+    let ops = [
+        MailboxOp::Enqueue {
+            send: &first,
+            body_id: 1001,
+        },
+        MailboxOp::Enqueue {
+            send: &to_unknown,
+            body_id: 1002,
+        },
+        MailboxOp::Enqueue {
+            send: &too_big,
+            body_id: 1003,
+        },
+        MailboxOp::Enqueue {
+            send: &repeat,
+            body_id: 1004,
+        },
+    ];
+    let outcomes = store.trees().apply_mailbox_ops(&ops).unwrap();
+    let receipt = match &outcomes[0] {
+        Ok(MailboxOutcome::Enqueued(receipt)) => receipt.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!receipt.duplicate);
+    assert!(matches!(outcomes[1], Err(StoreError::DeviceNotFound)));
+    assert!(matches!(outcomes[2], Err(StoreError::MailboxFull)));
+    match &outcomes[3] {
+        Ok(MailboxOutcome::Enqueued(again)) => {
+            assert!(again.duplicate);
+            assert_eq!(again.deliveries, receipt.deliveries);
+        }
+        other => panic!("{other:?}"),
+    }
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.queued_envelopes, 1);
+    assert_eq!(stats.queued_bytes, 64, "only the first body is stored");
+    let listed = store.list(bob.id(), None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].body, vec![1; 64]);
+
+    // The ack in a batch of its own, through the writer like the relay's.
+    assert_eq!(store.ack(bob.id(), &receipt.deliveries).await.unwrap(), 1);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.queued_envelopes, stats.queued_bytes), (0, 0));
+    store.close().await.unwrap();
+}
+
+/// A closed store refuses writes with `Closed`, including through the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_close_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(41);
+    let bob = register(&store, "bob", &mut rng).await;
+    store.close().await.unwrap();
+    assert_eq!(
+        store.enqueue(send(5, bob.id())).await.unwrap_err(),
+        StoreError::Closed
+    );
+    assert_eq!(
+        store.ack(bob.id(), &[1]).await.unwrap_err(),
+        StoreError::Closed
+    );
+}
