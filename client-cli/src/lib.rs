@@ -13,7 +13,8 @@
 //! - [`Client`]: [`Client::init`], [`Client::open`], [`Client::send_text`],
 //!   [`Client::receive`] (or [`Client::next_push`] + [`Client::process`] for interactive use),
 //!   [`Client::history`], [`Client::contacts`], [`Client::verification`], [`Client::confirm`].
-//! - Where and how: [`Home`], [`Passphrase`], [`KdfParams`], [`RelayUrl`], [`Trust`].
+//! - Where and how: [`Home`], [`Passphrase`], [`KdfParams`], [`RelayUrl`], [`Trust`],
+//!   [`TlsTermination`] (a relay behind a TLS-terminating proxy: [`Client::init_with_termination`]).
 //! - [`Error`], written for the person at the keyboard.
 #![forbid(unsafe_code)]
 
@@ -29,5 +30,7 @@ pub use client::{
 };
 pub use error::Error;
 pub use home::Home;
-pub use relay::{FingerprintError, LinkError, Push, RelayUrl, Trust, UrlError, parse_fingerprint};
+pub use relay::{
+    FingerprintError, LinkError, Push, RelayUrl, TlsTermination, Trust, UrlError, parse_fingerprint,
+};
 pub use store::{KdfParams, Passphrase, StoreError};

@@ -499,11 +499,11 @@ impl Running {
     }
 }
 
-/// What plain-WebSocket mode does not support, said in the log and the banner.
+/// What plain-WebSocket mode asks of devices, said in the log and the banner.
 const PLAINTEXT_WARNING: &str = "without TLS at the relay, logins cannot be bound to the TLS \
-session (protocol/SPEC.md 9.2); the kith client always binds its login, so its devices cannot \
-log in through a TLS-terminating proxy yet. Only clients that sign without channel binding can. \
-See docs/operating.md, \"TLS behind a proxy\"";
+session (protocol/SPEC.md 9.2): set devices up with `kith init --relay-behind-proxy` (devices \
+set up without it cannot log in through the proxy). See docs/operating.md, \"TLS behind a \
+proxy\"";
 
 fn write_certificate(out: &mut String, tls: &ServerTls) {
     let what = match tls.kind {

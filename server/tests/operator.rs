@@ -131,7 +131,7 @@ fn plaintext_behind_a_proxy_is_refused_on_a_public_address() {
 }
 
 #[test]
-fn plaintext_mode_says_what_it_cannot_do() {
+fn plaintext_mode_tells_how_to_set_devices_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut serve = Serve::start(
         dir.path(),
@@ -148,7 +148,7 @@ fn plaintext_mode_says_what_it_cannot_do() {
         serve
             .banner
             .iter()
-            .any(|l| l.contains("warning:") && l.contains("cannot log in through")),
+            .any(|l| l.contains("warning:") && l.contains("kith init --relay-behind-proxy")),
         "{:?}",
         serve.banner
     );

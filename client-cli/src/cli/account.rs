@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
-use kith::{Client, Home, InitOptions, KdfParams, Trust, Verification};
+use kith::{Client, Home, InitOptions, KdfParams, TlsTermination, Trust, Verification};
 use kith_protocol::wire::Handle;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
@@ -23,6 +23,7 @@ pub(crate) async fn init(home: &Home, args: InitArgs) -> Result<()> {
         .into());
     }
     let trust = relay_trust(args.relay_fingerprint, args.relay_ca.as_deref())?;
+    let termination = tls_termination(args.relay_behind_proxy);
     let passphrase = new_passphrase()?;
     let created_dir = private_home_dir(home.path())?;
     note(&format!(
@@ -37,7 +38,8 @@ pub(crate) async fn init(home: &Home, args: InitArgs) -> Result<()> {
         invite: args.invite,
         kdf: KdfParams::default(),
     };
-    let client = match Client::init(home, &passphrase, options).await {
+    let created = Client::init_with_termination(home, &passphrase, options, termination).await;
+    let client = match created {
         Ok(client) => client,
         Err(error) => {
             if created_dir {
@@ -54,6 +56,15 @@ pub(crate) async fn init(home: &Home, args: InitArgs) -> Result<()> {
         args.handle, args.relay
     ))?;
     Ok(())
+}
+
+/// Where TLS ends, from `--relay-behind-proxy`.
+fn tls_termination(behind_proxy: bool) -> TlsTermination {
+    if behind_proxy {
+        TlsTermination::Proxy
+    } else {
+        TlsTermination::Relay
+    }
 }
 
 /// How to trust the relay's certificate, from `--relay-ca` / `--relay-fingerprint`.

@@ -86,6 +86,7 @@ Examples:
   kith init --relay wss://relay.example.org:7443 --handle alice --invite 7Q2X-91KD
   kith init --relay wss://localhost:7443 --handle alice --relay-ca relay-ca.pem
   kith init --relay wss://10.0.0.5:7443 --handle alice --relay-fingerprint 3a:7f:…(64 hex digits)
+  kith init --relay wss://chat.example.org --handle alice --relay-behind-proxy
 
 You choose a passphrase (typed twice, or taken from KITH_PASSPHRASE). It unlocks this device's
 keys; there is no way to recover it.";
@@ -148,6 +149,20 @@ pub(crate) struct InitArgs {
     /// 64 hexadecimal digits, ':' separators allowed. Ask the relay's operator for it.
     #[arg(long, value_name = "SHA256HEX", value_parser = parse_fingerprint)]
     pub(crate) relay_fingerprint: Option<[u8; 32]>,
+    /// The relay sits behind a TLS-terminating proxy: log in without binding to TLS.
+    ///
+    /// Use this only when the relay's operator says so (kith-relay then runs with
+    /// listen_plaintext_behind_proxy). This device still connects with wss:// and checks the
+    /// proxy's certificate as usual. What it gives up: normally the login signature is bound
+    /// to this device's TLS connection, so a machine in the middle that terminates TLS cannot
+    /// pass the login on to the relay; here the TLS connection ends at the proxy, so the login
+    /// cannot be bound to it, and whoever terminates TLS in between (the proxy, by design)
+    /// could pass it on. Messages stay end-to-end encrypted either way.
+    ///
+    /// The choice is kept for this device: every later command logs in the same way. A relay
+    /// that terminates TLS itself refuses such logins.
+    #[arg(long)]
+    pub(crate) relay_behind_proxy: bool,
 }
 
 /// `kith send`.
@@ -297,6 +312,29 @@ mod tests {
         ];
         let err = Cli::try_parse_from(args).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn relay_behind_proxy_is_off_unless_given() {
+        let init = |extra: &[&str]| {
+            let mut args = vec!["kith", "init", "--relay", "wss://x:1", "--handle", "alice"];
+            args.extend_from_slice(extra);
+            let Command::Init(init) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not init")
+            };
+            init.relay_behind_proxy
+        };
+        assert!(!init(&[]));
+        assert!(init(&["--relay-behind-proxy"]));
+        let help = Cli::command()
+            .find_subcommand_mut("init")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("--relay-behind-proxy") && help.contains("operator"),
+            "{help}"
+        );
     }
 
     #[test]

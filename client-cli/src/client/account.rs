@@ -10,9 +10,9 @@ use zeroize::Zeroizing;
 
 use super::now;
 use super::prekeys::{self, INITIAL_ONE_TIME_PREKEYS};
-use super::records::{self, ACCOUNT_GROUP, AccountRecord};
+use super::records::{self, ACCOUNT_GROUP, AccountRecord, RELAY_LOGIN_GROUP, RelayLoginRecord};
 use crate::error::Error;
-use crate::relay::{Link, RelayUrl, Trust};
+use crate::relay::{Link, RelayUrl, TlsTermination, Trust};
 use crate::store::{Batch, LocalStore, StoreError, Table};
 
 /// The id of the device's signed prekey (v1 devices keep one for their lifetime).
@@ -32,6 +32,8 @@ pub(super) struct Account {
     pub(super) relay: RelayUrl,
     /// How its certificate is trusted.
     pub(super) trust: Trust,
+    /// Where the TLS connection to it ends (whether logins are bound to TLS).
+    pub(super) termination: TlsTermination,
     /// The account key (signs circle changes).
     pub(super) keys: AccountKeyPair,
     /// The device's keys.
@@ -73,6 +75,7 @@ impl Account {
             handle: Handle::parse(&record.handle).map_err(|_| StoreError::Corrupt)?,
             relay: RelayUrl::parse(&record.relay).map_err(|_| StoreError::Corrupt)?,
             trust: Trust::from_bytes(&record.trust).ok_or(StoreError::Corrupt)?,
+            termination: load_termination(store)?,
             keys,
             device,
             certificate,
@@ -100,6 +103,34 @@ pub(super) fn save_record(batch: &mut Batch, record: &AccountRecord) -> Result<(
     Ok(())
 }
 
+/// Reads where TLS ends from the relay login record; a home created before the record existed
+/// has none and binds its logins to TLS, as it always did.
+fn load_termination(store: &LocalStore) -> Result<TlsTermination, StoreError> {
+    let Some(bytes) = store.get(Table::Account, RELAY_LOGIN_GROUP, &[])? else {
+        return Ok(TlsTermination::Relay);
+    };
+    let record: RelayLoginRecord = records::decode(&bytes)?;
+    Ok(if record.behind_proxy {
+        TlsTermination::Proxy
+    } else {
+        TlsTermination::Relay
+    })
+}
+
+/// Adds the relay login record for `termination` to `batch`.
+fn save_termination(batch: &mut Batch, termination: TlsTermination) -> Result<(), StoreError> {
+    let record = RelayLoginRecord {
+        behind_proxy: termination == TlsTermination::Proxy,
+    };
+    batch.put(
+        Table::Account,
+        RELAY_LOGIN_GROUP,
+        &[],
+        &records::encode(&record)?,
+    );
+    Ok(())
+}
+
 /// What `create` made: the account and the registration to send.
 pub(super) struct Created {
     /// The unlocked account.
@@ -115,6 +146,7 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
     handle: &Handle,
     relay: &RelayUrl,
     trust: &Trust,
+    termination: TlsTermination,
     rng: &mut R,
 ) -> Result<Created, StoreError> {
     let account_keys = AccountKeyPair::generate(rng);
@@ -148,11 +180,13 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
     upload.one_time_prekeys = one_time.one_time_prekeys;
     upload.one_time_kem_prekeys = one_time.one_time_kem_prekeys;
     save_record(&mut batch, &record)?;
+    save_termination(&mut batch, termination)?;
     store.apply(batch)?;
     let account = Account {
         handle: handle.clone(),
         relay: relay.clone(),
         trust: trust.clone(),
+        termination,
         keys: account_keys,
         device,
         certificate,
@@ -193,4 +227,59 @@ pub(super) async fn register(
     save_record(&mut batch, &record)?;
     store.apply(batch)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use getrandom::SysRng;
+    use kith_protocol::rand_core::UnwrapErr;
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::store::{KdfParams, Passphrase};
+
+    /// Cheap Argon2id parameters so the tests run fast.
+    const FAST: KdfParams = KdfParams {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn passphrase() -> Passphrase {
+        Passphrase::new("correct horse battery staple".to_owned())
+    }
+
+    /// A store in a temporary home holding an account created for `termination`.
+    fn home_with(termination: TlsTermination) -> (TempDir, LocalStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::create(&tmp.path().join("store"), &passphrase(), FAST).unwrap();
+        let relay = RelayUrl::parse("wss://relay.example:7443").unwrap();
+        let handle = Handle::parse("alice").unwrap();
+        let rng = &mut UnwrapErr(SysRng);
+        create(&store, &handle, &relay, &Trust::System, termination, rng).unwrap();
+        (tmp, store)
+    }
+
+    #[test]
+    fn the_tls_termination_survives_reopening_the_store() {
+        for termination in [TlsTermination::Relay, TlsTermination::Proxy] {
+            let (tmp, store) = home_with(termination);
+            drop(store);
+            let store = LocalStore::open(&tmp.path().join("store"), &passphrase()).unwrap();
+            let account = Account::load(&store).unwrap();
+            assert_eq!(account.termination, termination);
+            assert_eq!(account.relay.host(), "relay.example");
+        }
+    }
+
+    #[test]
+    fn a_home_from_before_the_setting_binds_its_logins() {
+        let (_tmp, store) = home_with(TlsTermination::Proxy);
+        // What a home created before the relay login record existed holds.
+        let mut batch = Batch::new();
+        batch.remove(Table::Account, RELAY_LOGIN_GROUP, &[]);
+        store.apply(batch).unwrap();
+        let account = Account::load(&store).unwrap();
+        assert_eq!(account.termination, TlsTermination::Relay);
+    }
 }

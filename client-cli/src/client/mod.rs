@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use self::account::Account;
 use crate::error::Error;
 use crate::home::Home;
-use crate::relay::{Link, LinkError, Push, RelayUrl};
+use crate::relay::{Link, LinkError, Push, RelayUrl, TlsTermination};
 use crate::store::{Batch, LocalStore, Passphrase, StoreError};
 
 /// How long `receive` waits for the relay to finish pushing the queued messages.
@@ -43,11 +43,24 @@ pub struct Client {
 
 impl Client {
     /// Creates the account and this device in `home` (which must not hold one), registers with
-    /// the relay and publishes prekeys. On failure the home is left as it was.
+    /// the relay and publishes prekeys. On failure the home is left as it was. The relay must
+    /// terminate TLS itself: see [`Client::init_with_termination`] for one behind a proxy.
     pub async fn init(
         home: &Home,
         passphrase: &Passphrase,
         options: InitOptions,
+    ) -> Result<Self, Error> {
+        Self::init_with_termination(home, passphrase, options, TlsTermination::Relay).await
+    }
+
+    /// [`Client::init`] for a relay whose TLS ends at `termination`. The setting is stored in
+    /// the home and used by every later connection: with [`TlsTermination::Proxy`] this device
+    /// never binds its login to TLS.
+    pub async fn init_with_termination(
+        home: &Home,
+        passphrase: &Passphrase,
+        options: InitOptions,
+        termination: TlsTermination,
     ) -> Result<Self, Error> {
         if home.exists() {
             return Err(Error::HomeExists {
@@ -55,9 +68,9 @@ impl Client {
             });
         }
         // Reach and trust the relay before anything is written.
-        let mut link = Link::connect(&options.relay, &options.trust).await?;
+        let mut link = Link::connect(&options.relay, &options.trust, termination).await?;
         let created_home = !home.path().exists();
-        let result = Self::create(home, passphrase, &options, &mut link).await;
+        let result = Self::create(home, passphrase, &options, termination, &mut link).await;
         match result {
             Ok((store, account)) => Ok(Self {
                 home: home.clone(),
@@ -81,6 +94,7 @@ impl Client {
         home: &Home,
         passphrase: &Passphrase,
         options: &InitOptions,
+        termination: TlsTermination,
         link: &mut Link,
     ) -> Result<(LocalStore, Account), Error> {
         let store = LocalStore::create(&home.store_dir(), passphrase, options.kdf).map_err(
@@ -97,6 +111,7 @@ impl Client {
             &options.handle,
             &options.relay,
             &options.trust,
+            termination,
             &mut rng,
         )?;
         account::register(&store, link, &created, options.invite.as_deref()).await?;
@@ -155,7 +170,9 @@ impl Client {
         let link = match self.link.take() {
             Some(link) => link,
             None => {
-                let mut link = Link::connect(&self.account.relay, &self.account.trust).await?;
+                let account = &self.account;
+                let mut link =
+                    Link::connect(&account.relay, &account.trust, account.termination).await?;
                 link.authenticate(&self.account.device, self.account.device_id())
                     .await?;
                 link

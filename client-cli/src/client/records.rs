@@ -6,6 +6,7 @@
 //! | table      | group                      | item              | record                 |
 //! |------------|----------------------------|-------------------|------------------------|
 //! | `Account`  | `b"account"`               | empty             | [`AccountRecord`]      |
+//! | `Account`  | `b"relay-login"`           | empty             | [`RelayLoginRecord`]   |
 //! | `Prekeys`  | a [`PrekeySlot`] tag       | prekey id (u32 BE)| the secret bytes       |
 //! | `Sessions` | remote device id           | empty             | [`SessionSetRecord`]   |
 //! | `BaseKeys` | a base key `EK_A`          | empty             | `[1]`                  |
@@ -25,6 +26,9 @@ pub(super) const RECORD_VERSION: u8 = 1;
 
 /// The group of the one account record.
 pub(super) const ACCOUNT_GROUP: &[u8] = b"account";
+
+/// The group of the relay login record.
+pub(super) const RELAY_LOGIN_GROUP: &[u8] = b"relay-login";
 
 /// Which kind of prekey secret a `Prekeys` group holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,19 @@ pub(super) struct AccountRecord {
     pub(super) next_one_time_kem_id: u32,
     /// Whether the relay accepted the registration.
     pub(super) registered: bool,
+}
+
+/// How this device logs in to its relay (`kith init --relay-behind-proxy`).
+///
+/// A record of its own next to [`AccountRecord`] rather than a field in it: records are
+/// postcard, which is not self-describing, so a field added to the account record would make
+/// every existing home's record unreadable. Homes created before this record existed have
+/// none, and keep binding their logins to TLS as they always did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct RelayLoginRecord {
+    /// Whether a TLS-terminating proxy sits in front of the relay, so the login carries no
+    /// TLS channel binding (SPEC.md §9.2).
+    pub(super) behind_proxy: bool,
 }
 
 /// The sessions with one remote device, the active one first.

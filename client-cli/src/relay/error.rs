@@ -9,7 +9,7 @@ use std::io;
 use kith_protocol::consts::MAX_FRAME_LEN;
 use kith_protocol::wire::ErrorKind;
 
-use super::RelayUrl;
+use super::{RelayUrl, TlsTermination};
 
 /// A failure to reach, trust or talk to the relay.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,16 @@ pub enum LinkError {
         /// The name the relay announced in its challenge, as sent.
         announced: String,
     },
+    /// The relay refused the device's login signature (`Unauthorized` to `Authenticate` or
+    /// `Register`). Besides an unknown device, this is what a device set up for the wrong
+    /// [`TlsTermination`] gets, so the message names that setting.
+    #[error("{}", login_refused(url, *termination))]
+    LoginRefused {
+        /// The relay.
+        url: RelayUrl,
+        /// How this device was set up.
+        termination: TlsTermination,
+    },
     /// The connection was closed or broke.
     #[error("The connection to the relay was lost. Check your network and try again.")]
     Closed,
@@ -116,6 +126,25 @@ pub enum LinkError {
     /// TLS could not be configured on this device (the crypto library refused TLS 1.3).
     #[error("TLS 1.3 is not available in this build of Kith. Reinstall Kith.")]
     TlsSetup,
+}
+
+/// What to check when the relay at `url` refused a login signed as `termination` requires.
+fn login_refused(url: &RelayUrl, termination: TlsTermination) -> String {
+    match termination {
+        TlsTermination::Relay => format!(
+            "The relay at {url} refused this device's login. If the relay sits behind a \
+             TLS-terminating proxy (kith-relay runs with listen_plaintext_behind_proxy; its \
+             operator knows), devices must be set up with `kith init --relay-behind-proxy`. If \
+             it does not, ask its operator why it refuses this device."
+        ),
+        TlsTermination::Proxy => format!(
+            "The relay at {url} refused this device's login. This device was set up with \
+             --relay-behind-proxy, for a relay behind a TLS-terminating proxy, and a relay that \
+             terminates TLS itself refuses such logins. If this one does (its operator knows), \
+             set the device up without --relay-behind-proxy; if not, ask its operator why it \
+             refuses this device."
+        ),
+    }
 }
 
 /// The URL to suggest when the relay calls itself `announced`: the connected URL with the
@@ -165,6 +194,30 @@ mod tests {
         let text = error.to_string();
         assert!(!text.contains('\u{1b}') && !text.contains('\n'), "{text}");
         assert!(text.contains("the relay's own name"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_login_names_the_proxy_setting_to_check() {
+        let relay = url("wss://relay.example");
+        let bound = LinkError::LoginRefused {
+            url: relay.clone(),
+            termination: TlsTermination::Relay,
+        }
+        .to_string();
+        assert!(bound.contains("wss://relay.example:443/"), "{bound}");
+        assert!(
+            bound.contains("set up with `kith init --relay-behind-proxy`"),
+            "{bound}"
+        );
+        let unbound = LinkError::LoginRefused {
+            url: relay,
+            termination: TlsTermination::Proxy,
+        }
+        .to_string();
+        assert!(
+            unbound.contains("without --relay-behind-proxy"),
+            "{unbound}"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! One authenticated WebSocket connection to the relay.
 //!
-//! [`Link::connect`] opens TCP, TLS and the WebSocket, and reads the relay's challenge. A
-//! reader task owns the receiving half and forwards decoded frames; the link sends requests
-//! one at a time with increasing ids, pairs each with its response, and keeps the pushes that
-//! arrive meanwhile, in order, for [`Link::next_push`]. Every wait has a deadline.
+//! [`Link::connect`] opens TCP, TLS and the WebSocket, and reads the relay's challenge. The
+//! login signs the TLS channel binding unless the relay sits behind a TLS-terminating proxy
+//! ([`TlsTermination`]); a refused login says which setting to check. A reader task owns the
+//! receiving half and forwards decoded frames; the link sends requests one at a time with
+//! increasing ids, pairs each with its response, and keeps the pushes that arrive meanwhile,
+//! in order, for [`Link::next_push`]. Every wait has a deadline.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -13,7 +15,9 @@ use futures_util::SinkExt;
 use futures_util::StreamExt;
 use futures_util::stream::SplitSink;
 use kith_protocol::consts::MAX_FRAME_LEN;
-use kith_protocol::wire::{self, ClientFrame, Delivery, Register, Request, Response, ServerFrame};
+use kith_protocol::wire::{
+    self, ClientFrame, Delivery, ErrorKind, Register, Request, Response, ServerFrame,
+};
 use kith_protocol::{DeviceId, DeviceKeyPair};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -22,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::reader::{CHANNEL_CAPACITY, Incoming, Socket, read_frames};
 use super::transport::{self, Secured};
-use super::{LinkError, RelayUrl, Trust, websocket};
+use super::{LinkError, RelayUrl, TlsTermination, Trust, websocket};
 
 /// Longest wait for the challenge after the WebSocket handshake.
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -63,6 +67,9 @@ pub(crate) struct Link {
     nonce: [u8; 32],
     /// The TLS channel binding of this connection.
     binding: [u8; 32],
+    /// Where TLS ends: whether the login signs `binding` (with a proxy in between, `binding`
+    /// is the proxy's TLS session, unknown to the relay).
+    termination: TlsTermination,
     /// The id of the next request.
     next_request_id: u64,
     /// Pushes received and not yet taken, in arrival order.
@@ -70,9 +77,14 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Connects to `url` (TCP, TLS trusting per `trust`, WebSocket) and reads the challenge.
-    /// Fails if the relay announces a name other than `url`'s host.
-    pub(crate) async fn connect(url: &RelayUrl, trust: &Trust) -> Result<Self, LinkError> {
+    /// Connects to `url` (TCP, TLS trusting per `trust`, WebSocket) and reads the challenge;
+    /// the login will be signed as `termination` requires. Fails if the relay announces a name
+    /// other than `url`'s host.
+    pub(crate) async fn connect(
+        url: &RelayUrl,
+        trust: &Trust,
+        termination: TlsTermination,
+    ) -> Result<Self, LinkError> {
         let Secured { stream, binding } = transport::connect(url, trust.client_config()?).await?;
         let (sink, stream) = websocket::handshake(url, stream).await?.split();
         let (tx, incoming) = mpsc::channel(CHANNEL_CAPACITY);
@@ -83,6 +95,7 @@ impl Link {
             reader: tokio::spawn(read_frames(stream, tx)),
             nonce: [0; 32],
             binding,
+            termination,
             next_request_id: 1,
             pushes: VecDeque::new(),
         };
@@ -93,10 +106,10 @@ impl Link {
     /// This device's answer to the connection's challenge (for `Register`).
     pub(crate) fn sign_challenge(&self, device: &DeviceKeyPair, device_id: DeviceId) -> [u8; 64] {
         let host = self.url.host();
+        let binding = self.termination.binds_login().then_some(&self.binding);
         // `RelayUrl` keeps hosts within the relay-name limit, so signing cannot fail; were it
         // to, the relay would refuse the all-zero signature.
-        wire::sign_auth(device, host, &self.nonce, Some(&self.binding), &device_id)
-            .unwrap_or([0; 64])
+        wire::sign_auth(device, host, &self.nonce, binding, &device_id).unwrap_or([0; 64])
     }
 
     /// Authenticates as an existing device.
@@ -106,7 +119,7 @@ impl Link {
         device_id: DeviceId,
     ) -> Result<(), LinkError> {
         let signature = self.sign_challenge(device, device_id);
-        self.expect_ok(Request::Authenticate {
+        self.log_in(Request::Authenticate {
             device_id,
             signature,
         })
@@ -115,7 +128,20 @@ impl Link {
 
     /// Registers a device (the connection is then authenticated as it).
     pub(crate) async fn register(&mut self, register: Register) -> Result<(), LinkError> {
-        self.expect_ok(Request::Register(Box::new(register))).await
+        self.log_in(Request::Register(Box::new(register))).await
+    }
+
+    /// Sends the login request. `Unauthorized` becomes [`LinkError::LoginRefused`]: a device
+    /// set up for the wrong [`TlsTermination`] is refused exactly like that, and the relay
+    /// cannot say so (it does not know which signature the device meant to send).
+    async fn log_in(&mut self, request: Request) -> Result<(), LinkError> {
+        self.expect_ok(request).await.map_err(|e| match e {
+            LinkError::Relay(ErrorKind::Unauthorized) => LinkError::LoginRefused {
+                url: self.url.clone(),
+                termination: self.termination,
+            },
+            other => other,
+        })
     }
 
     /// Sends `request` and waits for its response; an error response is returned as
@@ -276,6 +302,7 @@ impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Link")
             .field("url", &self.url)
+            .field("termination", &self.termination)
             .field("buffered_pushes", &self.pushes.len())
             .finish_non_exhaustive()
     }

@@ -1,6 +1,7 @@
 //! [`Link`] against a scripted fake relay (TLS, WebSocket, a challenge, then a script): the
-//! challenge and name check, the signed transcript, request/response pairing, buffered
-//! pushes, cancel safety, and what the relay may not send.
+//! challenge and name check, the signed transcript (with and without channel binding), a
+//! refused login, request/response pairing, buffered pushes, cancel safety, and what the relay
+//! may not send.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
@@ -11,7 +12,9 @@ use futures_util::{SinkExt, StreamExt};
 use kith_protocol::wire::{
     self, ClientFrame, Delivery, ErrorFrame, ErrorKind, Request, Response, ServerFrame,
 };
-use kith_protocol::{BoundedBytes, BoundedString, BoundedVec, DeviceId, DeviceKeyPair};
+use kith_protocol::{
+    BoundedBytes, BoundedString, BoundedVec, DeviceId, DeviceKeyPair, DeviceSigningPublicKey,
+};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
@@ -20,7 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::testing::{TestCert, WAIT, server_binding, tls_server};
-use super::{Link, LinkError, Push, RelayUrl, Trust};
+use super::{Link, LinkError, Push, RelayUrl, TlsTermination, Trust};
 
 /// The fake relay's side of the WebSocket.
 type Ws = WebSocketStream<TlsStream<TcpStream>>;
@@ -106,14 +109,25 @@ fn ack() -> Request {
 
 /// Connects within the test deadline.
 async fn connect(url: &RelayUrl, trust: &Trust) -> Result<Link, LinkError> {
-    timeout(WAIT, Link::connect(url, trust)).await.unwrap()
+    connect_as(url, trust, TlsTermination::Relay).await
 }
 
-#[tokio::test]
-async fn authenticate_signs_the_url_host_nonce_and_channel_binding() {
-    let device = DeviceKeyPair::from_secret_bytes(&[7; 64]);
-    let key = device.signing_public();
-    let (url, trust) = fake_relay(
+/// Connects within the test deadline, logging in as `termination` requires.
+async fn connect_as(
+    url: &RelayUrl,
+    trust: &Trust,
+    termination: TlsTermination,
+) -> Result<Link, LinkError> {
+    timeout(WAIT, Link::connect(url, trust, termination))
+        .await
+        .unwrap()
+}
+
+/// A fake relay at `wss://127.0.0.1:PORT/` that checks the `Authenticate` signature over the
+/// host, the nonce and, when `binds` (a relay terminating TLS itself), the channel binding; no
+/// binding when not (a relay behind a TLS-terminating proxy). Answers `Ok` or `Unauthorized`.
+async fn login_checking_relay(key: DeviceSigningPublicKey, binds: bool) -> (RelayUrl, Trust) {
+    fake_relay(
         "127.0.0.1",
         "127.0.0.1",
         move |mut ws, binding| async move {
@@ -125,14 +139,9 @@ async fn authenticate_signs_the_url_host_nonce_and_channel_binding() {
             else {
                 panic!("expected Authenticate");
             };
-            let valid = wire::verify_auth(
-                &key,
-                "127.0.0.1",
-                &NONCE,
-                Some(&binding),
-                &device_id,
-                &signature,
-            );
+            let binding = binds.then_some(&binding);
+            let valid =
+                wire::verify_auth(&key, "127.0.0.1", &NONCE, binding, &device_id, &signature);
             let response = if valid {
                 Response::Ok
             } else {
@@ -142,12 +151,54 @@ async fn authenticate_signs_the_url_host_nonce_and_channel_binding() {
             let _ = next_request(&mut ws).await;
         },
     )
-    .await;
-    let mut link = connect(&url, &trust).await.unwrap();
-    link.authenticate(&device, DeviceId::from_bytes([3; 16]))
+    .await
+}
+
+/// Connects to a [`login_checking_relay`] as `termination` and authenticates.
+async fn log_in(binds: bool, termination: TlsTermination) -> Result<Link, LinkError> {
+    let device = DeviceKeyPair::from_secret_bytes(&[7; 64]);
+    let (url, trust) = login_checking_relay(device.signing_public(), binds).await;
+    let mut link = connect_as(&url, &trust, termination).await?;
+    let device_id = DeviceId::from_bytes([3; 16]);
+    timeout(WAIT, link.authenticate(&device, device_id))
         .await
-        .unwrap();
+        .unwrap()?;
+    Ok(link)
+}
+
+#[tokio::test]
+async fn authenticate_signs_the_url_host_nonce_and_channel_binding() {
+    let link = log_in(true, TlsTermination::Relay).await.unwrap();
     timeout(WAIT, link.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_login_carries_no_channel_binding() {
+    let link = log_in(false, TlsTermination::Proxy).await.unwrap();
+    timeout(WAIT, link.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_login_refused_for_the_wrong_termination_names_the_setting() {
+    for (binds, termination, hint) in [
+        (
+            false,
+            TlsTermination::Relay,
+            "`kith init --relay-behind-proxy`",
+        ),
+        (true, TlsTermination::Proxy, "without --relay-behind-proxy"),
+    ] {
+        let error = log_in(binds, termination).await.err().unwrap();
+        let LinkError::LoginRefused {
+            termination: refused,
+            ..
+        } = &error
+        else {
+            panic!("expected LoginRefused, got {error:?}");
+        };
+        assert_eq!(*refused, termination);
+        assert!(error.to_string().contains(hint), "{error}");
+    }
 }
 
 #[tokio::test]

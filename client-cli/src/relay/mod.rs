@@ -1,5 +1,6 @@
 //! The device's connection to its relay: `wss://` URLs, how the relay's certificate is trusted,
-//! and [`Link`], one authenticated WebSocket connection with request/response pairing and the
+//! where TLS ends ([`TlsTermination`], which decides the login's channel binding), and
+//! [`Link`], one authenticated WebSocket connection with request/response pairing and the
 //! relay's pushes buffered in arrival order.
 //!
 //! Layers, bottom up: [`transport`] (TCP and TLS, the channel binding), [`websocket`] (the
@@ -9,6 +10,7 @@ mod error;
 mod link;
 mod pin;
 mod reader;
+mod termination;
 mod tls;
 mod transport;
 mod url;
@@ -24,5 +26,6 @@ mod tls_tests;
 pub use error::LinkError;
 pub(crate) use link::Link;
 pub use link::Push;
+pub use termination::TlsTermination;
 pub use tls::{FingerprintError, Trust, parse_fingerprint};
 pub use url::{RelayUrl, UrlError};

@@ -9,8 +9,9 @@
 mod circle;
 mod cluster;
 mod home;
-mod process;
-mod relay;
+pub(crate) mod process;
+mod proxy;
+pub(crate) mod relay;
 mod tmux;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use circle::{GroupSent, init_homes};
 pub use cluster::Cluster;
 pub use home::{Home, Receiver};
 pub use process::{Run, run};
+pub use proxy::TlsProxy;
 pub use relay::RelayProcess;
 pub use tmux::{Tmux, shell_quote};
 

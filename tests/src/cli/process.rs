@@ -116,7 +116,7 @@ fn describe(command: &Command) -> String {
 }
 
 /// Sends `signal` (a name such as `TERM`) to process `pid` with kill(1).
-pub(super) fn signal(pid: u32, signal: &str) {
+pub(crate) fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
@@ -145,14 +145,14 @@ pub(super) fn wait_child(mut child: Child, timeout: Duration) -> Option<ExitStat
 
 /// A child's output read line by line on a thread of its own, so it can be awaited with a
 /// deadline.
-pub(super) struct LineReader {
+pub(crate) struct LineReader {
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl LineReader {
     /// Starts reading `output` (a child's stdout or stderr).
-    pub(super) fn new(output: impl Read + Send + 'static) -> Self {
+    pub(crate) fn new(output: impl Read + Send + 'static) -> Self {
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
             // Reads to the end even when nobody listens any more, so the child never blocks on
@@ -170,7 +170,7 @@ impl LineReader {
 
     /// The first line (from now on) for which `wanted` holds, or `None` if none came before
     /// `deadline` or the output ended.
-    pub(super) fn line_until(
+    pub(crate) fn line_until(
         &mut self,
         deadline: Instant,
         wanted: impl Fn(&str) -> bool,
@@ -190,7 +190,7 @@ impl LineReader {
     }
 
     /// Every line read so far, for failure messages.
-    pub(super) fn seen(&self) -> &[String] {
+    pub(crate) fn seen(&self) -> &[String] {
         &self.seen
     }
 }

@@ -70,6 +70,8 @@ pub struct RelayProcess {
     registration: Registration,
     /// `--store postgres` with this `KITH_RELAY_DATABASE_URL`; sled when `None`.
     database_url: Option<String>,
+    /// Plain WebSocket for a TLS-terminating proxy (`listen_plaintext_behind_proxy`).
+    behind_proxy: bool,
     port: u16,
     fingerprint: String,
     // Dropped last: the process is killed before its directory is deleted.
@@ -86,6 +88,17 @@ impl RelayProcess {
     /// accounts need no invite each.
     pub fn start_open() -> Self {
         Self::start_with(Registration::Open)
+    }
+
+    /// Starts a relay (invite-only) serving plain WebSocket for a TLS-terminating proxy
+    /// (`listen_plaintext_behind_proxy`): it has no certificate, so [`url`](Self::url),
+    /// [`ca_path`](Self::ca_path) and [`fingerprint`](Self::fingerprint) do not apply;
+    /// clients reach it through a proxy forwarding to [`port`](Self::port).
+    pub fn start_behind_proxy() -> Self {
+        let mut relay = Self::stopped(Registration::Invite, None);
+        relay.behind_proxy = true;
+        relay.start_again();
+        relay
     }
 
     fn start_with(registration: Registration) -> Self {
@@ -128,6 +141,7 @@ impl RelayProcess {
             reserved: None,
             registration,
             database_url,
+            behind_proxy: false,
             port: 0,
             fingerprint: String::new(),
             dir,
@@ -262,6 +276,7 @@ impl RelayProcess {
             reserved: None,
             registration: self.registration,
             database_url: self.database_url.clone(),
+            behind_proxy: self.behind_proxy,
             port: self.port,
             fingerprint: self.fingerprint.clone(),
             dir,
@@ -320,13 +335,22 @@ impl RelayProcess {
                 .args(["--store", "postgres"])
                 .env("KITH_RELAY_DATABASE_URL", url);
         }
+        if self.behind_proxy {
+            command.env("KITH_RELAY_LISTEN_PLAINTEXT_BEHIND_PROXY", "true");
+        }
         let mut child = command.spawn().expect("start kith-relay serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut banner = LineReader::new(stdout);
         let deadline = Instant::now() + START_STOP_TIMEOUT;
         let listening = banner.line_until(deadline, |l| l.contains("listening:"));
-        let fingerprint = banner.line_until(deadline, |l| l.contains("fingerprint:"));
-        let (Some(listening), Some(fingerprint)) = (listening, fingerprint) else {
+        // The last banner line: the certificate's fingerprint, or, without TLS, its warning.
+        let last = if self.behind_proxy {
+            "warning:"
+        } else {
+            "fingerprint:"
+        };
+        let last_line = banner.line_until(deadline, |l| l.contains(last));
+        let (Some(listening), Some(last_line)) = (listening, last_line) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -342,11 +366,13 @@ impl RelayProcess {
             self.port
         );
         self.port = port;
-        self.fingerprint = fingerprint
-            .rsplit(' ')
-            .next()
-            .expect("a fingerprint")
-            .to_owned();
+        if !self.behind_proxy {
+            self.fingerprint = last_line
+                .rsplit(' ')
+                .next()
+                .expect("a fingerprint")
+                .to_owned();
+        }
         // The reader thread keeps draining stdout until the process exits.
         self.child = Some((child, slot));
     }
@@ -388,7 +414,7 @@ fn parse_port(line: &str) -> u16 {
 
 /// Removes `KITH_*` variables the developer's environment may set (relay settings, a home, a
 /// passphrase), so every test states what it uses.
-pub(super) fn clear_kith_env(command: &mut Command) {
+pub(crate) fn clear_kith_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KITH_") {
             command.env_remove(name);

@@ -20,6 +20,7 @@ mod migrate;
 mod nodes;
 mod operator;
 mod prekeys;
+mod proxy;
 mod storage;
 mod verify;
 

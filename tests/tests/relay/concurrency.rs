@@ -243,7 +243,11 @@ async fn pipelined_sends_keep_request_order() {
     let mut ids = Vec::new();
     for seq in 0..SENDS {
         let delivery = bob_conn.next_delivery(WAIT).await.unwrap();
-        assert_eq!(delivery.body.as_slice(), body(0, seq).as_slice(), "in order");
+        assert_eq!(
+            delivery.body.as_slice(),
+            body(0, seq).as_slice(),
+            "in order"
+        );
         ids.push(delivery.delivery_id);
     }
     for chunk in ids.chunks(100) {
