@@ -29,21 +29,21 @@ pub(super) fn request_name(request: &Request) -> &'static str {
     }
 }
 
-/// A response that may be given only once the store's flush has covered the write.
+/// A response that may be given only once the request's write is applied and durable.
 pub(super) type Pending = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
 
 /// The outcome of handling one request.
 pub(super) enum Handled {
     /// The response, ready to send.
     Now(Response),
-    /// The request's write is applied (ordered after the connection's earlier ones) but not yet
-    /// durable: the response once it is.
+    /// The request's write is queued (ordered after the connection's earlier ones) but not yet
+    /// applied and durable: the response once it is.
     Durable(Pending),
 }
 
-/// Handles one request of an authenticated device. Its store write (if any) is applied
-/// before this returns, so a connection's writes happen in request order even when their
-/// flushes are awaited together.
+/// Handles one request of an authenticated device. Its store write (if any) is queued or
+/// applied before this returns, so a connection's writes happen in request order even when
+/// their completions are awaited together.
 pub(super) async fn handle<S: Store>(
     shared: &Arc<Shared<S>>,
     session: &Session,
@@ -231,24 +231,16 @@ async fn send_message<S: Store>(
     }
     let devices: Vec<DeviceId> = recipients.iter().map(|r| r.device_id).collect();
     let enqueue = enqueue_of(shared, &client_message_id, body, recipients);
-    let (receipt, durable) = match shared.store.enqueue_staged(enqueue).await {
+    let staged = match shared.store.enqueue_staged(enqueue).await {
         Ok(staged) => staged,
-        Err(StoreError::MailboxFull) => {
-            return Handled::Now(error(
-                ErrorKind::MailboxFull,
-                "a recipient's mailbox is full",
-            ));
-        }
-        Err(StoreError::DeviceNotFound) => {
-            return Handled::Now(error(ErrorKind::NotFound, "unknown recipient device"));
-        }
-        Err(e) => return Handled::Now(store_failure("enqueue", &e)),
+        Err(e) => return Handled::Now(enqueue_failure(&e)),
     };
     let shared = Arc::clone(shared);
     Handled::Durable(Box::pin(async move {
-        if let Err(e) = durable.await {
-            return store_failure("enqueue", &e);
-        }
+        let receipt = match staged.await {
+            Ok(receipt) => receipt,
+            Err(e) => return enqueue_failure(&e),
+        };
         if !receipt.duplicate {
             observe::count_accepted();
             for device in &devices {
@@ -257,6 +249,15 @@ async fn send_message<S: Store>(
         }
         Response::Accepted { client_message_id }
     }))
+}
+
+/// The response to a send the store refused.
+fn enqueue_failure(e: &StoreError) -> Response {
+    match e {
+        StoreError::MailboxFull => error(ErrorKind::MailboxFull, "a recipient's mailbox is full"),
+        StoreError::DeviceNotFound => error(ErrorKind::NotFound, "unknown recipient device"),
+        e => store_failure("enqueue", e),
+    }
 }
 
 /// The store's form of a send, timed now. The idempotency key is the client message id
@@ -300,9 +301,9 @@ async fn ack<S: Store>(
     deliveries: &[wire::DeliveryId],
 ) -> Handled {
     match shared.store.ack_staged(session.device, deliveries).await {
-        Ok((_, durable)) => Handled::Durable(Box::pin(async move {
-            match durable.await {
-                Ok(()) => Response::Ok,
+        Ok(staged) => Handled::Durable(Box::pin(async move {
+            match staged.await {
+                Ok(_) => Response::Ok,
                 Err(e) => store_failure("ack", &e),
             }
         })),

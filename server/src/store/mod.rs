@@ -137,21 +137,22 @@ pub trait Store: Send + Sync + 'static {
     /// recipient is not said). An unknown recipient: [`StoreError::DeviceNotFound`].
     fn enqueue(&self, send: Enqueue) -> impl Future<Output = Result<Receipt, StoreError>> + Send;
 
-    /// [`Store::enqueue`] in two steps, so that one connection can have several sends waiting
-    /// for durability at once (and share one flush) while its writes stay in request order.
+    /// [`Store::enqueue`] in two steps, so that a connection can have many sends waiting for
+    /// durability at once (sharing transactions and flushes) while its writes keep their order.
     ///
-    /// Returns once the send is *applied*: ordered after every write this store applied
-    /// before, visible to [`Store::list`]. The returned [`Durable`] resolves once it is
-    /// durable; until then nobody may be told it is stored (no "accepted", no wake-up).
-    /// Engines whose writes are durable when applied (PostgreSQL: after commit) return an
-    /// already resolved [`Durable`]; that is the default.
+    /// Returns once the send is *queued*: it will be applied after every write queued before it
+    /// (by any caller) and before every write queued after it. The returned [`Staged`]
+    /// resolves to the receipt (or this send's own error) once the send is applied AND
+    /// durable; until then nobody may be told it is stored. Engines that do not queue
+    /// (PostgreSQL) do the whole enqueue here and return a resolved [`Staged`]; that is the
+    /// default.
     fn enqueue_staged(
         &self,
         send: Enqueue,
-    ) -> impl Future<Output = Result<(Receipt, Durable), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Staged<Receipt>, StoreError>> + Send {
         async move {
-            let receipt = self.enqueue(send).await?;
-            Ok((receipt, durable_now()))
+            let done = self.enqueue(send).await;
+            Ok(Box::pin(std::future::ready(done)) as Staged<Receipt>)
         }
     }
 
@@ -171,15 +172,16 @@ pub trait Store: Send + Sync + 'static {
         ids: &[DeliveryId],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// [`Store::ack`] in two steps, like [`Store::enqueue_staged`].
+    /// [`Store::ack`] in two steps, like [`Store::enqueue_staged`]: the count of deleted
+    /// entries once applied and durable.
     fn ack_staged(
         &self,
         device: DeviceId,
         ids: &[DeliveryId],
-    ) -> impl Future<Output = Result<(u64, Durable), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Staged<u64>, StoreError>> + Send {
         async move {
-            let removed = self.ack(device, ids).await?;
-            Ok((removed, durable_now()))
+            let done = self.ack(device, ids).await;
+            Ok(Box::pin(std::future::ready(done)) as Staged<u64>)
         }
     }
 
@@ -223,14 +225,10 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Resolves once an applied write is durable ([`Store::enqueue_staged`]). `Err` means it may
-/// not be: the caller must not report the write as stored.
-pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'static>>;
-
-/// A [`Durable`] for a write that was durable when applied.
-pub fn durable_now() -> Durable {
-    Box::pin(std::future::ready(Ok(())))
-}
+/// The outcome of a queued write ([`Store::enqueue_staged`]), once it is applied and durable.
+/// `Err` is the write's own failure, or a failure to make it durable: either way the caller
+/// must not report it as stored.
+pub type Staged<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
 /// A notification from another relay node sharing the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

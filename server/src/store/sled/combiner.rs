@@ -10,11 +10,15 @@
 //! waiting (up to [`MAX_BATCH`]) in ONE transaction, in arrival order, each op still
 //! all-or-nothing on its own ([`Trees::apply_mailbox_ops`]).
 //!
-//! The writer replies once the batch is applied, with a group-commit ticket per op: the
-//! caller answers "accepted" only when that ticket's flush is done (`commit.rs`). A connection
-//! waits for its write to be applied before it reads its next request, so its writes keep
-//! their order.
+//! sled's transactions also take a process-wide write lock whose read side `Db::flush` holds
+//! for the whole flush (fsync included), so a transaction waits for the flush in progress.
+//! A caller therefore does not wait for its op to be applied: [`Combiner::queue`] returns once
+//! the op is in the queue (queue order = apply order, so a connection's writes keep their
+//! order), and the returned future resolves once the op is applied and a group-commit flush
+//! covers it (`commit.rs`). While one flush runs, the next batch gathers every connection's
+//! pipelined writes.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::commit::GroupCommit;
 use super::mailbox::{MailboxOp, MailboxOutcome};
 use super::{Trees, backend};
-use crate::store::{DeliveryId, Durable, Enqueue, StoreError};
+use crate::store::{DeliveryId, Enqueue, StoreError};
 
 /// Most ops applied in one transaction.
 const MAX_BATCH: usize = 256;
@@ -39,6 +43,9 @@ pub(super) enum Op {
     /// Delete entries of a device's mailbox.
     Ack(DeviceId, Vec<DeliveryId>),
 }
+
+/// Resolves once a group-commit flush covers a write.
+type Durable = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 /// What the writer answers: the op's outcome and the wait for its durability.
 type Reply = Result<(MailboxOutcome, Durable), StoreError>;
@@ -70,8 +77,13 @@ impl Combiner {
         })
     }
 
-    /// Queues `op` and returns once it is applied: its outcome and the wait for durability.
-    pub(super) async fn submit(&self, op: Op) -> Reply {
+    /// Queues `op` (waiting only for room in the queue) and returns the future of its outcome:
+    /// ready once the op is applied and durable.
+    pub(super) async fn queue(
+        &self,
+        op: Op,
+    ) -> Result<impl Future<Output = Result<MailboxOutcome, StoreError>> + Send + 'static, StoreError>
+    {
         let jobs = self
             .jobs
             .lock()
@@ -82,7 +94,11 @@ impl Combiner {
         jobs.send(Job { op, reply })
             .await
             .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
+        Ok(async move {
+            let (outcome, durable) = answer.await.map_err(|_| writer_gone())??;
+            durable.await?;
+            Ok(outcome)
+        })
     }
 
     /// Lets the writer apply what is queued, then stops it and waits for it.

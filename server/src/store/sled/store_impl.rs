@@ -9,9 +9,9 @@ use super::SledStore;
 use super::combiner::Op;
 use super::mailbox::MailboxOutcome;
 use crate::store::{
-    Account, BundleMaterial, DeliveryId, DeviceRecord, Durable, Enqueue, Envelope, ExpireCounts,
-    InviteTokenHash, NewAccount, PrekeyCounts, Prekeys, QueueStats, Receipt, Store, StoreError,
-    StoreStats,
+    Account, BundleMaterial, DeliveryId, DeviceRecord, Enqueue, Envelope, ExpireCounts,
+    InviteTokenHash, NewAccount, PrekeyCounts, Prekeys, QueueStats, Receipt, Staged, Store,
+    StoreError, StoreStats,
 };
 
 impl Store for SledStore {
@@ -76,18 +76,18 @@ impl Store for SledStore {
     }
 
     async fn enqueue(&self, send: Enqueue) -> Result<Receipt, StoreError> {
-        let (receipt, durable) = self.enqueue_staged(send).await?;
-        // A duplicate waits too: the first copy may not be flushed yet.
-        durable.await?;
-        Ok(receipt)
+        self.enqueue_staged(send).await?.await
     }
 
-    async fn enqueue_staged(&self, send: Enqueue) -> Result<(Receipt, Durable), StoreError> {
+    async fn enqueue_staged(&self, send: Enqueue) -> Result<Staged<Receipt>, StoreError> {
         self.check_open()?;
-        match self.combiner.submit(Op::Enqueue(send)).await? {
-            (MailboxOutcome::Enqueued(receipt), durable) => Ok((receipt, durable)),
-            (MailboxOutcome::Acked(_), _) => Err(mismatched()),
-        }
+        let outcome = self.combiner.queue(Op::Enqueue(send)).await?;
+        Ok(Box::pin(async move {
+            match outcome.await? {
+                MailboxOutcome::Enqueued(receipt) => Ok(receipt),
+                MailboxOutcome::Acked(_) => Err(mismatched()),
+            }
+        }))
     }
 
     async fn list(
@@ -100,21 +100,22 @@ impl Store for SledStore {
     }
 
     async fn ack(&self, device: DeviceId, ids: &[DeliveryId]) -> Result<u64, StoreError> {
-        let (removed, durable) = self.ack_staged(device, ids).await?;
-        durable.await?;
-        Ok(removed)
+        self.ack_staged(device, ids).await?.await
     }
 
     async fn ack_staged(
         &self,
         device: DeviceId,
         ids: &[DeliveryId],
-    ) -> Result<(u64, Durable), StoreError> {
+    ) -> Result<Staged<u64>, StoreError> {
         self.check_open()?;
-        match self.combiner.submit(Op::Ack(device, ids.to_vec())).await? {
-            (MailboxOutcome::Acked(removed), durable) => Ok((removed, durable)),
-            (MailboxOutcome::Enqueued(_), _) => Err(mismatched()),
-        }
+        let outcome = self.combiner.queue(Op::Ack(device, ids.to_vec())).await?;
+        Ok(Box::pin(async move {
+            match outcome.await? {
+                MailboxOutcome::Acked(removed) => Ok(removed),
+                MailboxOutcome::Enqueued(_) => Err(mismatched()),
+            }
+        }))
     }
 
     async fn expire(&self, now: u64) -> Result<ExpireCounts, StoreError> {
