@@ -18,6 +18,7 @@
 // Test support: a failed expectation is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bench;
 pub mod cli;
 pub mod connection;
 pub mod database;
