@@ -8,7 +8,6 @@
 //! Load runs on loopback only and is bounded in count and time. Relays run as child processes
 //! (the real `kith-relay` binary next to `kith-bench`), so their RSS and CPU are their own.
 
-
 mod args;
 mod bare;
 mod catchup;
