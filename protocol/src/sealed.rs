@@ -141,6 +141,7 @@ pub fn open(
     let (ephemeral_public, ciphertext) = rest.split_at(32);
     let mut ephemeral = [0u8; 32];
     ephemeral.copy_from_slice(ephemeral_public);
+    // `IK_R`: cached in the key pair (no base-point multiply per envelope).
     let recipient_key = local_device.identity_public();
     let shared = local_device
         .identity_dh(&ephemeral)

@@ -102,15 +102,25 @@ impl fmt::Debug for DeviceSigningPublicKey {
 /// A device's long-term secret keys. Zeroized on drop; `Debug` shows only public keys.
 pub struct DeviceKeyPair {
     identity: StaticSecret,
+    /// `public_of(identity)`, computed once in `DeviceKeyPair::new` (the only constructor of
+    /// this struct; `identity` is never reassigned), so it cannot disagree with the secret.
+    identity_public: IdentityPublicKey,
     signing: SigningKey,
 }
 
 impl DeviceKeyPair {
     /// Generates new device keys.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let identity = StaticSecret::random_from_rng(rng);
+        Self::new(identity, SigningKey::generate(rng))
+    }
+
+    /// Pairs the secrets with the identity public key, computed here once.
+    fn new(identity: StaticSecret, signing: SigningKey) -> Self {
         Self {
-            identity: StaticSecret::random_from_rng(rng),
-            signing: SigningKey::generate(rng),
+            identity_public: IdentityPublicKey(public_of(&identity)),
+            identity,
+            signing,
         }
     }
 
@@ -120,10 +130,10 @@ impl DeviceKeyPair {
         let mut signing = Zeroizing::new([0u8; 32]);
         identity.copy_from_slice(&secret[..32]);
         signing.copy_from_slice(&secret[32..]);
-        Self {
-            identity: StaticSecret::from(*identity),
-            signing: SigningKey::from_bytes(&signing),
-        }
+        Self::new(
+            StaticSecret::from(*identity),
+            SigningKey::from_bytes(&signing),
+        )
     }
 
     /// The 64-byte secret form, for encrypted local storage only.
@@ -134,12 +144,12 @@ impl DeviceKeyPair {
         out
     }
 
-    /// The X25519 identity public key.
+    /// The X25519 identity public key (cached: no computation).
     pub fn identity_public(&self) -> IdentityPublicKey {
-        IdentityPublicKey(public_of(&self.identity))
+        self.identity_public
     }
 
-    /// The Ed25519 signing public key.
+    /// The Ed25519 signing public key (cached by [`SigningKey`]: no computation).
     pub fn signing_public(&self) -> DeviceSigningPublicKey {
         DeviceSigningPublicKey(self.signing.verifying_key().to_bytes())
     }

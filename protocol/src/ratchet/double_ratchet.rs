@@ -13,10 +13,11 @@ use super::RatchetError;
 use super::chain_key::ChainKey;
 use super::header::Header;
 use super::message_key::MessageKey;
+use super::ratchet_key::RatchetKeyPair;
 use super::root_key::RootKey;
 use super::skipped::{SkippedKey, SkippedKeys};
 use crate::consts::MAX_SKIP;
-use crate::dh::{dh, public_of};
+use crate::dh::dh;
 
 /// The receiving chain: the peer's current ratchet key `DHr` and `CKr`.
 #[derive(Clone)]
@@ -28,8 +29,8 @@ struct ReceivingChain {
 /// One side's Double Ratchet state.
 pub(crate) struct DoubleRatchet {
     root: RootKey,
-    /// `DHs`: our current ratchet key pair.
-    self_ratchet: StaticSecret,
+    /// `DHs`: our current ratchet key pair (its public key cached for the message headers).
+    self_ratchet: RatchetKeyPair,
     /// `CKs`; `None` for the responder until its first DH ratchet step.
     sending: Option<ChainKey>,
     receiving: Option<ReceivingChain>,
@@ -53,9 +54,9 @@ impl DoubleRatchet {
         remote_ratchet_key: &[u8; 32],
         rng: &mut R,
     ) -> Result<Self, RatchetError> {
-        let self_ratchet = StaticSecret::random_from_rng(rng);
-        let dh_out =
-            dh(&self_ratchet, remote_ratchet_key).map_err(|_| RatchetError::NonContributory)?;
+        let self_ratchet = RatchetKeyPair::random(rng);
+        let dh_out = dh(self_ratchet.secret(), remote_ratchet_key)
+            .map_err(|_| RatchetError::NonContributory)?;
         let (root, sending) = shared_secret.advance(&dh_out);
         Ok(Self {
             root,
@@ -71,7 +72,7 @@ impl DoubleRatchet {
     pub(crate) fn responder(shared_secret: RootKey, signed_prekey: &StaticSecret) -> Self {
         Self {
             root: shared_secret,
-            self_ratchet: signed_prekey.clone(),
+            self_ratchet: RatchetKeyPair::from_secret(signed_prekey.clone()),
             sending: None,
             receiving: None,
             previous_chain_length: 0,
@@ -88,7 +89,7 @@ impl DoubleRatchet {
         let chain = self.sending.as_ref().ok_or(RatchetError::NoSendingChain)?;
         let next = chain.next().ok_or(RatchetError::ChainExhausted)?;
         let header = Header {
-            ratchet_key: public_of(&self.self_ratchet),
+            ratchet_key: self.self_ratchet.public(),
             previous_chain_length: self.previous_chain_length,
             message_number: chain.index(),
         };
@@ -165,7 +166,7 @@ impl DoubleRatchet {
                     // The key *at* PN belongs to no message (PN counts messages): drop it.
                     drop(last);
                 }
-                let dh_out = dh(&self.self_ratchet, &header.ratchet_key)
+                let dh_out = dh(self.self_ratchet.secret(), &header.ratchet_key)
                     .map_err(|_| RatchetError::NonContributory)?;
                 let (root, chain) = self.root.advance(&dh_out);
                 let (more, key, chain) =
@@ -198,8 +199,8 @@ impl DoubleRatchet {
         // DH ratchet step, sending half: PN = Ns, new DHs, RK, CKs = KDF_RK(RK, DH(DHs, DHr)).
         let step = match staged.new_root {
             Some(root) => {
-                let self_ratchet = StaticSecret::random_from_rng(rng);
-                let dh_out = dh(&self_ratchet, &header.ratchet_key)
+                let self_ratchet = RatchetKeyPair::random(rng);
+                let dh_out = dh(self_ratchet.secret(), &header.ratchet_key)
                     .map_err(|_| RatchetError::NonContributory)?;
                 let (root, sending) = root.advance(&dh_out);
                 Some((self_ratchet, root, sending))
@@ -300,7 +301,7 @@ impl DoubleRatchet {
     pub(crate) fn to_state(&self) -> RatchetState {
         RatchetState {
             root_key: *self.root.as_bytes(),
-            self_ratchet: self.self_ratchet.to_bytes(),
+            self_ratchet: self.self_ratchet.secret().to_bytes(),
             sending: self.sending.as_ref().map(ChainState::of),
             receiving: self.receiving.as_ref().map(|r| ReceivingState {
                 ratchet_key: r.ratchet_key,
@@ -337,7 +338,7 @@ impl DoubleRatchet {
         );
         Some(Self {
             root: RootKey::new(state.root_key),
-            self_ratchet: StaticSecret::from(state.self_ratchet),
+            self_ratchet: RatchetKeyPair::from_secret(StaticSecret::from(state.self_ratchet)),
             sending: state.sending.as_ref().map(ChainState::restore),
             receiving: state.receiving.as_ref().map(|r| ReceivingChain {
                 ratchet_key: r.ratchet_key,
@@ -346,5 +347,77 @@ impl DoubleRatchet {
             previous_chain_length: state.previous_chain_length,
             skipped,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::dh::public_of;
+
+    const AD: &[u8] = b"ad";
+
+    /// Alice (initiator) and Bob (responder) over the same shared secret and signed prekey.
+    fn pair(rng: &mut ChaCha20Rng) -> (DoubleRatchet, DoubleRatchet) {
+        let signed_prekey = StaticSecret::random_from_rng(rng);
+        let alice =
+            DoubleRatchet::initiator(RootKey::new([7; 32]), &public_of(&signed_prekey), rng)
+                .unwrap();
+        let bob = DoubleRatchet::responder(RootKey::new([7; 32]), &signed_prekey);
+        (alice, bob)
+    }
+
+    /// The header of a message sent now carries `public_of(DHs)`, and the cache agrees.
+    fn send(from: &mut DoubleRatchet, plaintext: &[u8]) -> (Header, Vec<u8>) {
+        let (header, ciphertext) = from.encrypt(AD, plaintext).unwrap();
+        assert_eq!(header.ratchet_key, public_of(from.self_ratchet.secret()));
+        assert_eq!(from.self_ratchet.cached_public(), Some(header.ratchet_key));
+        (header, ciphertext)
+    }
+
+    #[test]
+    fn cached_ratchet_public_key_tracks_the_secret() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (mut alice, mut bob) = pair(&mut rng);
+        for round in 0u8..3 {
+            for i in 0u8..2 {
+                let (header, ciphertext) = send(&mut alice, &[round, i]);
+                let plaintext = bob.decrypt(AD, header, &ciphertext, &mut rng).unwrap();
+                assert_eq!(plaintext, [round, i]);
+            }
+            // Bob stepped his ratchet: a new key pair whose public key is not computed yet.
+            assert_eq!(bob.self_ratchet.cached_public(), None);
+            let (header, ciphertext) = send(&mut bob, &[round]);
+            assert_eq!(
+                alice.decrypt(AD, header, &ciphertext, &mut rng).unwrap(),
+                [round]
+            );
+        }
+    }
+
+    #[test]
+    fn restored_ratchet_sends_the_same_header_and_ciphertext() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (mut alice, mut bob) = pair(&mut rng);
+        let (header, ciphertext) = send(&mut alice, b"hello");
+        bob.decrypt(AD, header, &ciphertext, &mut rng).unwrap();
+        let (header, ciphertext) = send(&mut bob, b"hi");
+        alice.decrypt(AD, header, &ciphertext, &mut rng).unwrap();
+        for original in [&mut alice, &mut bob] {
+            let state = original.to_state();
+            let mut restored = DoubleRatchet::from_state(&state).unwrap();
+            assert_eq!(restored.self_ratchet.cached_public(), None);
+            assert_eq!(
+                restored.self_ratchet.secret().to_bytes(),
+                original.self_ratchet.secret().to_bytes()
+            );
+            let sent = send(&mut restored, b"again");
+            assert_eq!(sent, send(original, b"again"));
+        }
     }
 }

@@ -5,6 +5,7 @@ mod chain_key;
 mod double_ratchet;
 mod header;
 mod message_key;
+mod ratchet_key;
 mod root_key;
 mod skipped;
 

@@ -190,6 +190,8 @@ impl fmt::Debug for Session {
     }
 }
 
+/// Whether `certificate` certifies `device`. Both public keys are cached in the key pair, so
+/// this costs no public-key operation.
 fn check_local(
     device: &DeviceKeyPair,
     certificate: &VerifiedCertificate,
