@@ -107,7 +107,9 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
         let registered = self.shared.registry.register(session.device);
         let _gauge = AuthenticatedGauge::open(&self.shared.counters);
         let mut pusher = Pusher::new(session.device);
-        if pusher.push_initial(self).await.is_err() {
+        // Transient futures are boxed: an idle connection's task then holds only the loop's own
+        // state, not room for the largest request it might handle (SPEC/BENCHMARKS: idle RSS).
+        if Box::pin(pusher.push_initial(self)).await.is_err() {
             return;
         }
         let half = (self.shared.settings.idle_timeout / 2).max(Duration::from_millis(10));
@@ -130,7 +132,10 @@ impl<S: Store, T: AsyncRead + AsyncWrite + Unpin> Connection<S, T> {
                     _ = ticker.tick() => Event::Tick,
                 }
             };
-            if self.on_event(event, session, &mut pusher).await.is_err() {
+            if Box::pin(self.on_event(event, session, &mut pusher))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

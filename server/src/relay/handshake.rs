@@ -21,8 +21,9 @@ use super::observe::{self, ConnectionGauge, kind};
 use super::{Shared, clock};
 use crate::store::Store;
 
-/// WebSocket read buffer per connection (allocated up front, so it sets the idle cost).
-pub(super) const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// WebSocket read buffer per connection: allocated up front, so it sets the idle cost (an idle
+/// device's requests are a few hundred bytes); it grows while larger frames arrive.
+pub(super) const READ_BUFFER_SIZE: usize = 1024;
 /// WebSocket write buffer target per connection.
 pub(super) const WRITE_BUFFER_SIZE: usize = 4 * 1024;
 /// Most bytes that may wait in a connection's write buffer.
@@ -59,7 +60,10 @@ pub(super) async fn run<S: Store>(
     match tls {
         None => start(shared, tcp, None, deadline, permits, &shutdown).await,
         Some(acceptor) => {
-            let handshake = tls_handshake(&shared, acceptor, tcp, deadline, &shutdown).await;
+            // Boxed, like the other one-off stages: the connection's task keeps, for its whole
+            // life, room for the largest future it awaits inline.
+            let handshake =
+                Box::pin(tls_handshake(&shared, acceptor, tcp, deadline, &shutdown)).await;
             if let Some((stream, binding)) = handshake {
                 start(shared, stream, Some(binding), deadline, permits, &shutdown).await;
             }
@@ -135,7 +139,7 @@ async fn start<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
     let config = websocket_config(shared.settings.max_frame_len);
     let handshake = tokio::select! {
         () = shutdown.cancelled() => return,
-        result = timeout_at(deadline, tokio_tungstenite::accept_async_with_config(stream, Some(config))) => result,
+        result = timeout_at(deadline, Box::pin(tokio_tungstenite::accept_async_with_config(stream, Some(config)))) => result,
     };
     let ws = match handshake {
         Ok(Ok(ws)) => ws,
@@ -151,7 +155,13 @@ async fn start<S: Store, T: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let mut conn = Connection::new(shared, ws);
-    let Some(session) = auth::authenticate(&mut conn, binding.as_ref(), deadline, shutdown).await
+    let Some(session) = Box::pin(auth::authenticate(
+        &mut conn,
+        binding.as_ref(),
+        deadline,
+        shutdown,
+    ))
+    .await
     else {
         return;
     };
