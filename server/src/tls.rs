@@ -360,6 +360,20 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 mod tests {
     use super::*;
 
+    /// Key agreement prefers the hybrid X25519 + ML-KEM-768 group (rustls feature
+    /// `prefer-post-quantum`), so traffic recorded today stays confidential against a future
+    /// quantum computer; X25519 alone remains for clients without it.
+    #[test]
+    fn key_exchange_prefers_the_post_quantum_hybrid() {
+        let names: Vec<_> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names.first(),
+            Some(&rustls::NamedGroup::X25519MLKEM768),
+            "{names:?}"
+        );
+        assert!(names.contains(&rustls::NamedGroup::X25519), "{names:?}");
+    }
+
     #[test]
     fn development_certificate_is_created_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();

@@ -56,6 +56,26 @@ async fn assert_not_trusted(url: &RelayUrl, trust: &Trust, expected: &str) {
     }
 }
 
+/// The handshake agrees on the hybrid X25519 + ML-KEM-768 group (SECURITY.md: TLS is
+/// post-quantum against recorded traffic), whatever the trust mode.
+#[tokio::test]
+async fn tls_key_exchange_is_the_post_quantum_hybrid() {
+    let cert = TestCert::new(&["127.0.0.1"]);
+    let url = binding_server(&cert).await;
+    for trust in [
+        Trust::Certificate(cert.pem.clone()),
+        Trust::Fingerprint(cert.fingerprint()),
+    ] {
+        let Secured { stream, .. } = connect(&url, &trust).await.unwrap();
+        let group = stream
+            .get_ref()
+            .1
+            .negotiated_key_exchange_group()
+            .map(|g| g.name());
+        assert_eq!(group, Some(rustls::NamedGroup::X25519MLKEM768));
+    }
+}
+
 #[tokio::test]
 async fn certificate_trust_accepts_the_self_signed_relay_certificate() {
     let cert = TestCert::new(&["127.0.0.1", "localhost"]);
