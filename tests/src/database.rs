@@ -84,16 +84,12 @@ impl Drop for TestDatabase {
         // Its own thread and runtime: this may run inside a test's runtime, where blocking
         // on another runtime is not allowed. Bounded by DDL_TIMEOUT.
         let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let name = self.name.clone();
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(async {
-                tokio::time::timeout(DDL_TIMEOUT, execute(&admin_url, &sql))
-                    .await
-                    .context("timed out")?
-            })
+            runtime.block_on(drop_database(&admin_url, &name))
         })
         .join();
         if let Ok(Err(e)) = dropped {
@@ -120,6 +116,37 @@ fn admin_url(test: &str) -> Option<String> {
     }
 }
 
+/// Drops database `name` (closing the connections still open to it), through `admin_url`.
+///
+/// `WITH (FORCE)` terminates the other sessions, but a role without `pg_signal_backend` may
+/// not terminate an autovacuum worker, which PostgreSQL starts on a database that just took
+/// many writes: then the drop is refused with `insufficient_privilege` (or `object_in_use`)
+/// until the worker is done. So a refused drop is tried again for up to [`DDL_TIMEOUT`].
+pub(crate) async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let deadline = tokio::time::Instant::now() + DDL_TIMEOUT;
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, execute(admin_url, &sql))
+            .await
+            .context("timed out")?;
+        let Err(e) = attempt else {
+            return Ok(());
+        };
+        let busy = e
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| {
+                *code == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE
+                    || *code == tokio_postgres::error::SqlState::OBJECT_IN_USE
+            });
+        if !busy || tokio::time::Instant::now() >= deadline {
+            return Err(e);
+        }
+        // A back-off between attempts at a cleanup, not a wait for a test's event.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs one statement on a fresh connection to `url`.
 async fn execute(url: &str, sql: &str) -> anyhow::Result<()> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -134,7 +161,7 @@ async fn execute(url: &str, sql: &str) -> anyhow::Result<()> {
 
 /// `url` with its database replaced by `name`: the path of a `postgres://` URL, or a
 /// `dbname=` appended to the keyword form (the last occurrence wins).
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return format!("{url} dbname={name}");
     };

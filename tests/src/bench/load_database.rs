@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use tokio_postgres::error::SqlState;
 
+use crate::database::with_database;
+
 /// How long creating or dropping a database may take.
 const DDL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,13 +45,14 @@ impl BenchDatabase {
 
     /// Drops the database, closing the connections still open to it.
     pub(super) async fn drop_database(self) -> anyhow::Result<()> {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        execute(&self.admin_url, &sql).await.with_context(|| {
-            format!(
-                "dropping benchmark database {} (drop it by hand)",
-                self.name
-            )
-        })
+        crate::database::drop_database(&self.admin_url, &self.name)
+            .await
+            .with_context(|| {
+                format!(
+                    "dropping benchmark database {} (drop it by hand)",
+                    self.name
+                )
+            })
     }
 }
 
@@ -80,19 +83,4 @@ fn explain(e: tokio_postgres::Error) -> anyhow::Error {
     } else {
         anyhow::Error::new(e)
     }
-}
-
-/// `url` with its database replaced by `name`: the path of a `postgres://` URL, or a
-/// `dbname=` appended to the keyword form (the last occurrence wins). The same rule as
-/// `crate::database`, which keeps its copy private.
-fn with_database(url: &str, name: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return format!("{url} dbname={name}");
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, after) = rest.split_at(path_start);
-    let query = after.find('?').map_or("", |i| &after[i..]);
-    format!("{}{authority}/{name}{query}", &url[..authority_start])
 }
