@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod concurrency;
 mod directory;
+mod hostile;
 mod limits;
 mod mailbox;
 
