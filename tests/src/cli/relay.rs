@@ -72,6 +72,8 @@ pub struct RelayProcess {
     database_url: Option<String>,
     /// Plain WebSocket for a TLS-terminating proxy (`listen_plaintext_behind_proxy`).
     behind_proxy: bool,
+    /// Further `KITH_RELAY_*` settings, set on every start.
+    env: Vec<(String, String)>,
     port: u16,
     fingerprint: String,
     // Dropped last: the process is killed before its directory is deleted.
@@ -97,6 +99,18 @@ impl RelayProcess {
     pub fn start_behind_proxy() -> Self {
         let mut relay = Self::stopped(Registration::Invite, None);
         relay.behind_proxy = true;
+        relay.start_again();
+        relay
+    }
+
+    /// Starts a relay like [`start_open`](Self::start_open) with further settings in the
+    /// environment on every start, e.g. `("KITH_RELAY_SEND_BURST", "100000")`.
+    pub fn start_open_with_env(env: &[(&str, &str)]) -> Self {
+        let mut relay = Self::stopped(Registration::Open, None);
+        relay.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         relay.start_again();
         relay
     }
@@ -142,6 +156,7 @@ impl RelayProcess {
             registration,
             database_url,
             behind_proxy: false,
+            env: Vec::new(),
             port: 0,
             fingerprint: String::new(),
             dir,
@@ -254,6 +269,19 @@ impl RelayProcess {
         assert!(status.is_some(), "the relay did not die after SIGKILL");
     }
 
+    /// Kills the relay with SIGKILL and starts it again on the same port and data directory,
+    /// keeping its place among the running relays: another test's relay cannot take it in
+    /// between and delay the restart.
+    #[track_caller]
+    pub fn kill_and_restart(&mut self) {
+        let (mut child, slot) = self.child.take().expect("the relay is running");
+        child.kill().expect("SIGKILL the relay");
+        let status = wait_child(child, START_STOP_TIMEOUT);
+        assert!(status.is_some(), "the relay did not die after SIGKILL");
+        self.reserved = Some(slot);
+        self.start_again();
+    }
+
     /// Stops the relay and starts it again on the same port and data directory.
     #[track_caller]
     pub fn restart(&mut self) {
@@ -277,6 +305,7 @@ impl RelayProcess {
             registration: self.registration,
             database_url: self.database_url.clone(),
             behind_proxy: self.behind_proxy,
+            env: self.env.clone(),
             port: self.port,
             fingerprint: self.fingerprint.clone(),
             dir,
@@ -338,6 +367,7 @@ impl RelayProcess {
         if self.behind_proxy {
             command.env("KITH_RELAY_LISTEN_PLAINTEXT_BEHIND_PROXY", "true");
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().expect("start kith-relay serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut banner = LineReader::new(stdout);

@@ -3,7 +3,8 @@
 //! homes (the passphrase in `KITH_PASSPHRASE`), and `kith chat` in a tmux pseudo-terminal;
 //! the `groups*` modules do the same for circles (groups), and `nodes` runs several relay
 //! nodes on one PostgreSQL database and `migrate` moves a sled relay there
-//! (`KITH_TEST_DATABASE_URL`; skipped without it outside CI).
+//! (`KITH_TEST_DATABASE_URL`; skipped without it outside CI); `crash` kills the relay with
+//! SIGKILL under a load of protocol-level clients.
 //!
 //! Build both executables first (`cargo build -p kith -p kith-relay`; `cargo test
 //! --workspace` does it). Every wait has a deadline; what can only be polled (the relay's
@@ -11,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod chat;
+mod crash;
 mod errors;
 mod groups;
 mod groups_large;
