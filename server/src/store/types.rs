@@ -9,8 +9,9 @@ use kith_protocol::{
 };
 use sha2::{Digest, Sha256};
 
-/// A mailbox entry's id: assigned by the store, increasing per device, so a device's queue in
-/// id order is its arrival order. Starts at 1. Same meaning as the wire's delivery id.
+/// A mailbox entry's id: assigned by the store, increasing per device and never reused, so a
+/// device's queue in id order is its arrival order. Starts at 1; not contiguous (the sled
+/// engine skips ahead at every start). Same meaning as the wire's delivery id.
 pub type DeliveryId = u64;
 
 /// An account as stored: handle, account key and the ids of its devices in the order added.

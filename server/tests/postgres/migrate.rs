@@ -136,7 +136,16 @@ async fn migrate_copies_everything_once() {
     assert_eq!(again.sled, report.sled);
     let queue = pg.list(fixture.bob.id(), None, 100).await.unwrap();
     let ids: Vec<DeliveryId> = queue.iter().map(|e| e.delivery_id).collect();
-    assert_eq!(ids, [2, 3, 4], "nothing copied twice, nothing brought back");
+    assert_eq!(
+        ids.len(),
+        3,
+        "nothing copied twice, nothing brought back: {ids:?}"
+    );
+    assert_eq!(ids[..2], [2, 3], "{ids:?}");
+    assert!(
+        ids[2] > 3,
+        "the new entry's id continues after sled's: {ids:?}"
+    );
     pg.close().await.unwrap();
 }
 
@@ -187,7 +196,10 @@ async fn check_still_usable(pg: &PostgresStore, f: &Fixture) {
         .enqueue(send_to(9, &[f.bob.id(), f.carol.id()]))
         .await
         .unwrap();
-    assert_eq!(next.deliveries, [4, 1], "ids continue from sled's counters");
+    // Bob's ids continue after sled's counter (which skips ahead at every open of the sled
+    // store, export included); Carol never had a mailbox entry.
+    assert!(next.deliveries[0] > 3, "{:?}", next.deliveries);
+    assert_eq!(next.deliveries[1], 1, "ids continue from sled's counters");
     let mut rng = rng(8);
     let dave = TestDevice::new(&AccountKeyPair::generate(&mut rng), &mut rng);
     let invite = Some(InviteTokenHash::of(b"one"));

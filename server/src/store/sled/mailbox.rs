@@ -60,7 +60,34 @@ pub(super) enum MailboxOutcome {
     Acked(u64),
 }
 
+/// How far every mailbox's next delivery id jumps when the store opens
+/// ([`Trees::skip_undurable_delivery_ids`]): far more ids than one mailbox can be given between
+/// two flushes, and small enough that ids (u64; i64 in PostgreSQL after a migration) never run
+/// out however often the relay restarts (2^39 restarts).
+pub(super) const DELIVERY_ID_GAP: u64 = 1 << 24;
+
 impl Trees {
+    /// Moves every mailbox's next delivery id [`DELIVERY_ID_GAP`] ahead, durably, before the
+    /// store serves anyone.
+    ///
+    /// An applied write is visible before the group commit has flushed it, so a device may be
+    /// pushed an entry that a power cut then takes away, counter included. Without the jump,
+    /// the next send to that device would get the same delivery id again, and the device's ack
+    /// of the lost entry would delete the new, unseen one. After the jump no id handed out
+    /// before the restart is ever reused.
+    pub(super) fn skip_undurable_delivery_ids(&self) -> Result<(), StoreError> {
+        for item in self.mailboxes.iter() {
+            let (key, bytes) = item.map_err(backend)?;
+            let mut mailbox: MailboxValue = decode(&bytes, "mailbox")?;
+            mailbox.next_delivery = mailbox.next_delivery.max(1).saturating_add(DELIVERY_ID_GAP);
+            self.mailboxes
+                .insert(key, encode(&mailbox)?)
+                .map_err(backend)?;
+        }
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
     /// Applies `ops` in order in ONE sled transaction, each op all-or-nothing on its own: an op
     /// that fails its checks (unknown device, full mailbox) writes nothing and gets its error,
     /// while the others go ahead. Later ops see the writes of earlier ones (a repeated

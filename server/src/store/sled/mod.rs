@@ -137,6 +137,7 @@ impl SledStore {
             .map_err(backend)?;
         let trees = Trees::open(db)?;
         trees.check_schema()?;
+        trees.skip_undurable_delivery_ids()?;
         let trees = Arc::new(trees);
         let commit = Arc::new(GroupCommit::start(trees.db.clone(), &runtime));
         let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit))?;

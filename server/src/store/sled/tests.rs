@@ -346,3 +346,30 @@ async fn writes_after_close_are_refused() {
         StoreError::Closed
     );
 }
+
+/// A delivery id handed out before a restart is never handed out again, even if the entry
+/// (pushed before its flush) was lost: every open moves each mailbox's ids far ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_ids_are_not_reused_after_a_restart() {
+    use super::mailbox::DELIVERY_ID_GAP;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(42);
+    let bob = register(&store, "bob", &mut rng).await;
+    let first = store.enqueue(send(1, bob.id())).await.unwrap().deliveries[0];
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = open(&dir);
+    let second = store.enqueue(send(2, bob.id())).await.unwrap().deliveries[0];
+    assert!(
+        second > first + DELIVERY_ID_GAP - 1,
+        "{first} then {second}"
+    );
+    // The entry from before the restart is still there, under its own id.
+    let listed = store.list(bob.id(), None, 10).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|e| e.delivery_id).collect();
+    assert_eq!(ids, vec![first, second]);
+    store.close().await.unwrap();
+}
