@@ -71,8 +71,8 @@ struct Plan {
 fn accepted_messages_survive_kill_9_of_the_relay() {
     run(Plan {
         pairs: 4,
-        messages: 1500,
-        kills: 3,
+        messages: 10_000,
+        kills: 20,
         seed: 0x6b69_6c6c,
     });
 }
@@ -82,9 +82,9 @@ fn accepted_messages_survive_kill_9_of_the_relay() {
 fn accepted_messages_survive_many_kill_9_of_the_relay() {
     run(Plan {
         pairs: 4,
-        messages: 10_000,
-        kills: 20,
-        seed: 0x6b69_6c6c_0014,
+        messages: 50_000,
+        kills: 100,
+        seed: 0x6b69_6c6c_0064,
     });
 }
 

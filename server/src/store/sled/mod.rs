@@ -140,7 +140,7 @@ impl SledStore {
         trees.skip_undurable_delivery_ids()?;
         let trees = Arc::new(trees);
         let commit = Arc::new(GroupCommit::start(trees.db.clone(), &runtime));
-        let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit))?;
+        let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit), runtime)?;
         Ok(Self {
             trees,
             commit,

@@ -96,7 +96,12 @@ impl Store for SledStore {
         after: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError> {
-        self.trees.list(&device, after, limit)
+        let envelopes = self.trees.list(&device, after, limit)?;
+        // Only durable entries leave the store (see `combiner.rs`).
+        if !envelopes.is_empty() {
+            self.combiner.until_durable(&device).await?;
+        }
+        Ok(envelopes)
     }
 
     async fn ack(&self, device: DeviceId, ids: &[DeliveryId]) -> Result<u64, StoreError> {
