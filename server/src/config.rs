@@ -105,6 +105,14 @@ pub struct Config {
     pub log_client_ips: bool,
     /// sled's page cache, in MiB.
     pub sled_cache_mb: u64,
+    /// sled: sends are refused (`StorageFull`) while the data directory's disk has less than
+    /// this many MiB free, so that the store itself never runs out of space mid-write. 0 keeps
+    /// no reserve.
+    pub min_free_disk_mb: u64,
+    /// sled: a flush (fsync) taking longer than this means the disk is full or failing; the
+    /// relay then stops rather than hang.
+    #[serde(deserialize_with = "duration")]
+    pub flush_timeout: Duration,
 }
 
 /// How log lines are written.
@@ -149,6 +157,8 @@ impl Default for Config {
             log_level: "info".to_owned(),
             log_client_ips: relay.log_client_ips,
             sled_cache_mb: 64,
+            min_free_disk_mb: 256,
+            flush_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -167,6 +177,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("store", Kind::Text),
     ("sled_cache_mb", Kind::Integer),
+    ("min_free_disk_mb", Kind::Integer),
+    ("flush_timeout", Kind::Text),
     ("database_url", Kind::Text),
     ("database_pool_size", Kind::Integer),
     ("listen", Kind::Text),

@@ -338,21 +338,41 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     print!("{}", running.banner());
     std::io::stdout().flush()?;
     let failed = running.shutdown_token();
-    loop {
+    let stopped_by_failure = loop {
         tokio::select! {
             event = signals.wait() => match event {
                 SignalEvent::Stop(signal) => {
                     tracing::info!(signal, "shutting down: draining connections");
-                    break;
+                    break false;
                 }
                 SignalEvent::Reload => reload_tls(&running),
             },
-            () = failed.cancelled() => break,
+            () = failed.cancelled() => break true,
+        }
+    };
+    if !stopped_by_failure {
+        running.shutdown().await?;
+        return Ok(());
+    }
+    // The relay or its store failed. A store whose disk failed may never finish closing (a
+    // sled flush stuck on a full disk), so the shutdown gets a deadline, and the process
+    // ends without waiting for stuck threads.
+    match tokio::time::timeout(FAILED_SHUTDOWN, running.shutdown()).await {
+        Ok(Ok(())) => anyhow::bail!("the relay stopped after a failure (see the log above)"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            eprintln!(
+                "error: the relay failed and did not shut down within {} s (the store is \
+                 stuck; see the log above); exiting",
+                FAILED_SHUTDOWN.as_secs()
+            );
+            std::process::exit(1);
         }
     }
-    running.shutdown().await?;
-    Ok(())
 }
+
+/// How long a relay that failed may take to shut down before the process just exits.
+const FAILED_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// SIGHUP: swaps in the certificate files' current contents, or keeps serving the old
 /// certificate and says why.

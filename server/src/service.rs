@@ -244,6 +244,8 @@ fn open_sled(config: &Config) -> Result<SledStore, ServiceError> {
     let path = config.data_dir.join(STORE_DIR);
     let options = SledOptions {
         cache_capacity: config.sled_cache_mb.saturating_mul(1024 * 1024),
+        min_free_bytes: config.min_free_disk_mb.saturating_mul(1024 * 1024),
+        flush_timeout: config.flush_timeout,
     };
     SledStore::open(&path, options).map_err(|source| {
         let hint = match source {
@@ -323,6 +325,7 @@ async fn bind_and_spawn<S: Store>(
             .into_future(),
     );
     let upkeep_task = tokio::spawn(upkeep(metrics, shutdown.clone()));
+    tokio::spawn(stop_if_broken(Arc::clone(&store), shutdown.clone()));
     let location = StoreLocation::of(&config);
     tracing::info!(%relay_addr, %admin_addr, registration = ?config.registration, store = %location, "relay started");
     if tls.is_none() {
@@ -340,6 +343,24 @@ async fn bind_and_spawn<S: Store>(
         admin_task,
         upkeep_task,
     })
+}
+
+/// Fail-stop: once the store cannot make writes durable, every further "accepted" would be a
+/// lie, so the relay shuts down (and exits non-zero: closing the store reports the failure)
+/// for its supervisor to restart it once the operator has fixed the disk.
+async fn stop_if_broken<S: Store>(store: Arc<S>, shutdown: CancellationToken) {
+    tokio::select! {
+        e = store.broken() => {
+            tracing::error!(
+                error = %e,
+                "the store can no longer make writes durable: stopping the relay so that no send \
+                 is answered \"accepted\" without being stored; check the disk (free space, \
+                 I/O errors in the kernel log), then start the relay again"
+            );
+            shutdown.cancel();
+        }
+        () = shutdown.cancelled() => {}
+    }
 }
 
 async fn bind(

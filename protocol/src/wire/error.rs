@@ -51,6 +51,13 @@ pub enum ErrorKind {
     /// The relay failed internally; nothing was changed.
     #[error("The relay had a problem. Try again later.")]
     Internal,
+    /// The relay's storage is (nearly) full; nothing was stored. Deliveries and
+    /// acknowledgements still work, and sends succeed again once the operator frees space.
+    #[error(
+        "The relay's storage is full, so nothing was sent. Try again later; if it persists, \
+         tell the relay's operator."
+    )]
+    StorageFull,
 }
 
 /// An error response: a kind for programs and a short detail for operators.
@@ -106,6 +113,14 @@ mod tests {
         let detail = ErrorFrame::new(ErrorKind::Internal, &accented).detail;
         assert_eq!(detail.as_str().len(), MAX_ERROR_DETAIL_LEN - 1);
         assert!(accented.starts_with(detail.as_str()));
+    }
+
+    #[test]
+    fn storage_full_has_the_next_tag() {
+        let frame = ErrorFrame::new(ErrorKind::StorageFull, "");
+        let bytes = postcard::to_allocvec(&frame).unwrap();
+        assert_eq!(bytes, [10, 0]);
+        assert_eq!(postcard::from_bytes::<ErrorFrame>(&bytes).unwrap(), frame);
     }
 
     #[test]

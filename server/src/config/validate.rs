@@ -227,6 +227,12 @@ impl Config {
                 Duration::from_secs(1),
                 "\"24h\"",
             ),
+            (
+                "flush_timeout",
+                self.flush_timeout,
+                Duration::from_secs(1),
+                "\"30s\"",
+            ),
         ];
         for (key, value, min, default) in minimums {
             if value < min {

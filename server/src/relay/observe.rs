@@ -78,6 +78,7 @@ pub(super) fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::HandleTaken => "handle_taken",
         ErrorKind::InviteInvalid => "invite_invalid",
         ErrorKind::Internal => "internal",
+        ErrorKind::StorageFull => "storage_full",
         _ => "other",
     }
 }
@@ -89,8 +90,12 @@ pub(super) fn error(kind: ErrorKind, detail: &str) -> Response {
 }
 
 /// The response to a store failure that has no better mapping: logged by kind (the store's
-/// errors carry no user data), answered `Internal`.
+/// errors carry no user data), answered `Internal`. A full disk is answered `StorageFull`
+/// and not logged per request (the store logs when it fills up and when space returns).
 pub(super) fn store_failure(operation: &'static str, e: &StoreError) -> Response {
+    if matches!(e, StoreError::StorageFull) {
+        return error(ErrorKind::StorageFull, "storage full");
+    }
     tracing::warn!(operation, error = %e, "store operation failed");
     error(ErrorKind::Internal, "storage failure")
 }

@@ -36,6 +36,11 @@ pub enum StoreError {
     /// A recipient's mailbox is at its quota; nothing was stored for any recipient.
     #[error("mailbox full")]
     MailboxFull,
+    /// The disk (sled: the data directory's file system is below its free-space reserve;
+    /// PostgreSQL: the server reported `disk_full`) has no room for more; nothing was written.
+    /// Deletions (acknowledgements, expiry) still work.
+    #[error("storage full")]
+    StorageFull,
     /// The invite is unknown, expired or used up.
     #[error("invite invalid")]
     InviteInvalid,

@@ -214,6 +214,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Closed`]. Call it on shutdown after in-flight requests have finished.
     fn close(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Resolves if the store has failed for good: it can no longer make writes durable (sled:
+    /// a flush failed, e.g. the disk filled up past the reserve or returned an I/O error).
+    /// The relay then stops rather than go on answering requests it cannot keep. Never
+    /// resolves for engines that recover by themselves (the default: PostgreSQL reconnects).
+    fn broken(&self) -> impl Future<Output = StoreError> + Send {
+        std::future::pending()
+    }
+
     // ---- several relay nodes ----
 
     /// Wake-ups from other relay nodes sharing this store: a device whose mailbox another node

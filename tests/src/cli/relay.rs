@@ -106,12 +106,20 @@ impl RelayProcess {
     /// Starts a relay like [`start_open`](Self::start_open) with further settings in the
     /// environment on every start, e.g. `("KITH_RELAY_SEND_BURST", "100000")`.
     pub fn start_open_with_env(env: &[(&str, &str)]) -> Self {
+        let mut relay = Self::open_stopped_with_env(env);
+        relay.start_again();
+        relay
+    }
+
+    /// Like [`start_open_with_env`](Self::start_open_with_env), but not started yet: the test
+    /// may prepare [`data_dir`](Self::data_dir) (e.g. make it a link to another file system)
+    /// before [`start_again`](Self::start_again).
+    pub fn open_stopped_with_env(env: &[(&str, &str)]) -> Self {
         let mut relay = Self::stopped(Registration::Open, None);
         relay.env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        relay.start_again();
         relay
     }
 
@@ -257,6 +265,14 @@ impl RelayProcess {
             "the relay did not exit cleanly after SIGTERM ({status:?}); log:\n{}",
             self.log()
         );
+    }
+
+    /// Waits up to `timeout` for the relay to exit by itself (it stops on a failure it cannot
+    /// serve through); its exit status, or `None` if it was still running (then it is killed).
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let (child, _slot) = self.child.take().expect("the relay is running");
+        wait_child(child, timeout)
     }
 
     /// Kills the relay with SIGKILL (no draining, no clean shutdown) and waits for it to be

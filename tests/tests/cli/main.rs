@@ -13,6 +13,7 @@
 
 mod chat;
 mod crash;
+mod disk_full;
 mod errors;
 mod groups;
 mod groups_large;

@@ -252,6 +252,10 @@ fn db_error(e: &tokio_postgres::Error) -> StoreError {
         {
             return mapped;
         }
+        // 53100 disk_full: the server could not extend a file. The statement was rolled back.
+        if *code == SqlState::DISK_FULL {
+            return StoreError::StorageFull;
+        }
         let what = match code.code().get(..2) {
             Some("08") => "connection failure",
             Some("28") => "authentication failed",

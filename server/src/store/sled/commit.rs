@@ -16,6 +16,11 @@
 //! of sends costs about two flushes. A failed flush poisons the committer: after an fsync
 //! failure nothing can be promised about earlier writes, so every waiter and every later write
 //! gets an error instead of a false "durable".
+//!
+//! A flush that does not finish within the flush timeout counts as failed too. sled 0.34
+//! does not report every write failure: when its log write hits `ENOSPC`, `Db::flush` waits
+//! forever for the log to become stable (and every transaction waits behind it). Without the
+//! timeout the relay would hang, holding every send unanswered, instead of stopping.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,12 +62,22 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the flusher task on `runtime`.
-    pub(super) fn start(db: ::sled::Db, runtime: &tokio::runtime::Handle) -> Self {
+    /// Starts the flusher task on `runtime`; a flush taking longer than `timeout` fails.
+    pub(super) fn start(
+        db: ::sled::Db,
+        runtime: &tokio::runtime::Handle,
+        timeout: std::time::Duration,
+    ) -> Self {
         let tickets = Arc::new(Tickets::default());
         let (state_tx, state) = watch::channel(FlushState::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = runtime.spawn(run_flusher(db, Arc::clone(&tickets), state_tx, stop_rx));
+        let flusher = Flusher {
+            db,
+            tickets: Arc::clone(&tickets),
+            state: state_tx,
+            timeout,
+        };
+        let task = runtime.spawn(flusher.run(stop_rx));
         Self {
             tickets,
             state,
@@ -98,6 +113,17 @@ impl GroupCommit {
         }
     }
 
+    /// Resolves once a flush has failed (never if the flusher stops normally).
+    pub(super) async fn failed(&self) -> StoreError {
+        let mut state = self.state.clone();
+        let failed = state.wait_for(|s| s.failed).await.is_ok();
+        if failed {
+            flush_failed()
+        } else {
+            std::future::pending().await
+        }
+    }
+
     /// How many flushes have completed.
     pub(super) fn flushes(&self) -> u64 {
         self.tickets.flushes.load(Ordering::Relaxed)
@@ -128,43 +154,74 @@ fn flush_failed() -> StoreError {
     StoreError::Backend("flush failed; writes are no longer durable".into())
 }
 
-/// The flusher loop: wait for tickets, flush, publish. On stop (or when the store is dropped,
-/// which drops the stop sender) it flushes a last time and ends.
-async fn run_flusher(
+/// What the flusher task owns.
+struct Flusher {
     db: ::sled::Db,
     tickets: Arc<Tickets>,
     state: watch::Sender<FlushState>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let stopping = tokio::select! {
-            () = tickets.wake.notified() => false,
-            _ = stop.changed() => true,
-        };
-        let target = tickets.written.load(Ordering::SeqCst);
-        if stopping || target > state.borrow().flushed {
-            let started = std::time::Instant::now();
-            // `flush` on a blocking thread rather than `flush_async`: sled's `flush_async`
-            // occupies a thread of sled's own small global pool while waiting for a log write
-            // queued on that same pool, so several databases in one process (tests) could
-            // deadlock. A blocking thread per flush costs nothing measurable here.
-            let flushing = db.clone();
-            let result = tokio::task::spawn_blocking(move || flushing.flush()).await;
-            match result {
-                Ok(Ok(_)) => {
-                    ::metrics::histogram!(crate::metrics::FLUSH_SECONDS).record(started.elapsed());
-                    tickets.flushes.fetch_add(1, Ordering::Relaxed);
-                    state.send_modify(|s| s.flushed = s.flushed.max(target));
-                }
-                Ok(Err(_)) | Err(_) => {
-                    state.send_modify(|s| s.failed = true);
-                    break;
-                }
+    timeout: std::time::Duration,
+}
+
+impl Flusher {
+    /// The flusher loop: wait for tickets, flush, publish. On stop (or when the store is
+    /// dropped, which drops the stop sender) it flushes a last time and ends.
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let stopping = tokio::select! {
+                () = self.tickets.wake.notified() => false,
+                _ = stop.changed() => true,
+            };
+            let target = self.tickets.written.load(Ordering::SeqCst);
+            if (stopping || target > self.state.borrow().flushed) && !self.flush(target).await {
+                break;
+            }
+            if stopping {
+                break;
             }
         }
-        if stopping {
-            break;
+        self.state.send_modify(|s| s.stopped = true);
+    }
+
+    /// One flush covering every ticket up to `target`; `false` (and the committer marked
+    /// failed) if it failed or did not finish in time.
+    async fn flush(&self, target: u64) -> bool {
+        let started = std::time::Instant::now();
+        // `flush` on a blocking thread rather than `flush_async`: sled's `flush_async`
+        // occupies a thread of sled's own small global pool while waiting for a log write
+        // queued on that same pool, so several databases in one process (tests) could
+        // deadlock. A blocking thread per flush costs nothing measurable here.
+        let flushing = self.db.clone();
+        let flushed = tokio::time::timeout(
+            self.timeout,
+            tokio::task::spawn_blocking(move || flushing.flush()),
+        )
+        .await;
+        match flushed {
+            Ok(Ok(Ok(_))) => {
+                ::metrics::histogram!(crate::metrics::FLUSH_SECONDS).record(started.elapsed());
+                self.tickets.flushes.fetch_add(1, Ordering::Relaxed);
+                self.state
+                    .send_modify(|s| s.flushed = s.flushed.max(target));
+                true
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %super::backend(e), "flushing the store failed");
+                self.state.send_modify(|s| s.failed = true);
+                false
+            }
+            Ok(Err(_)) => {
+                tracing::error!("the flush thread failed");
+                self.state.send_modify(|s| s.failed = true);
+                false
+            }
+            Err(_) => {
+                tracing::error!(
+                    timeout_secs = self.timeout.as_secs(),
+                    "a flush of the store has not finished in time: the disk is full or failing"
+                );
+                self.state.send_modify(|s| s.failed = true);
+                false
+            }
         }
     }
-    state.send_modify(|s| s.stopped = true);
 }

@@ -44,6 +44,7 @@ mod commit;
 mod export;
 mod mailbox;
 mod prekeys;
+mod space;
 mod stats;
 mod store_impl;
 #[cfg(test)]
@@ -61,6 +62,7 @@ use self::codec::{SCHEMA_KEY, SCHEMA_VERSION};
 use self::combiner::Combiner;
 use self::commit::GroupCommit;
 pub use self::export::Records;
+use self::space::SpaceGuard;
 use crate::store::StoreError;
 
 /// Options for [`SledStore::open`].
@@ -68,12 +70,22 @@ use crate::store::StoreError;
 pub struct SledOptions {
     /// sled's page cache size in bytes. sled's own default is 1 GiB; ours is 64 MiB.
     pub cache_capacity: u64,
+    /// Writes that grow the store (sends, registrations, prekeys, invites) are refused with
+    /// [`StoreError::StorageFull`] while the data directory's file system has less than this
+    /// available (see `space.rs`). 0, the default here, keeps no reserve; the relay's
+    /// configuration sets one (`min_free_disk_mb`).
+    pub min_free_bytes: u64,
+    /// A flush taking longer than this counts as failed (see `commit.rs`): the store stops
+    /// accepting writes and reports itself broken.
+    pub flush_timeout: std::time::Duration,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
         Self {
             cache_capacity: 64 * 1024 * 1024,
+            min_free_bytes: 0,
+            flush_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -89,6 +101,8 @@ pub struct SledStore {
     commit: Arc<GroupCommit>,
     /// The writer thread that batches enqueues and acks into shared transactions.
     combiner: Combiner,
+    /// The free-space reserve.
+    space: SpaceGuard,
     closed: AtomicBool,
     // Held for the lifetime of the store: the directory lock.
     _lock: File,
@@ -139,12 +153,17 @@ impl SledStore {
         trees.check_schema()?;
         trees.skip_undurable_delivery_ids()?;
         let trees = Arc::new(trees);
-        let commit = Arc::new(GroupCommit::start(trees.db.clone(), &runtime));
+        let commit = Arc::new(GroupCommit::start(
+            trees.db.clone(),
+            &runtime,
+            options.flush_timeout,
+        ));
         let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit), runtime)?;
         Ok(Self {
             trees,
             commit,
             combiner,
+            space: SpaceGuard::new(path.to_path_buf(), options.min_free_bytes),
             closed: AtomicBool::new(false),
             _lock: lock,
         })
@@ -162,6 +181,14 @@ impl SledStore {
             return Err(StoreError::Closed);
         }
         Ok(())
+    }
+
+    /// Fails with [`StoreError::Closed`] once the store is closed, and with
+    /// [`StoreError::StorageFull`] below the free-space reserve: the check before a write
+    /// that grows the store.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.check_open()?;
+        self.space.check()
     }
 
     /// Raw access for tests that damage stored bytes.
@@ -242,6 +269,9 @@ fn backend(e: ::sled::Error) -> StoreError {
 
 /// Maps an I/O error by kind only (its message may carry a path).
 fn io_error(e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return StoreError::StorageFull;
+    }
     StoreError::Backend(format!("I/O error: {}", e.kind()))
 }
 

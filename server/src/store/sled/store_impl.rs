@@ -16,7 +16,7 @@ use crate::store::{
 
 impl Store for SledStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
-        self.check_open()?;
+        self.check_writable()?;
         let account = self.trees.create_account(&new)?;
         self.commit.durable().await?;
         Ok(account)
@@ -38,7 +38,7 @@ impl Store for SledStore {
         certificate: &VerifiedCertificate,
         added_at: u64,
     ) -> Result<Account, StoreError> {
-        self.check_open()?;
+        self.check_writable()?;
         let account = self.trees.add_device(certificate, added_at)?;
         self.commit.durable().await?;
         Ok(account)
@@ -56,7 +56,7 @@ impl Store for SledStore {
     }
 
     async fn publish_prekeys(&self, device: DeviceId, prekeys: Prekeys) -> Result<(), StoreError> {
-        self.check_open()?;
+        self.check_writable()?;
         self.trees.publish_prekeys(&device, &prekeys)?;
         self.commit.durable().await
     }
@@ -80,7 +80,7 @@ impl Store for SledStore {
     }
 
     async fn enqueue_staged(&self, send: Enqueue) -> Result<Staged<Receipt>, StoreError> {
-        self.check_open()?;
+        self.check_writable()?;
         let outcome = self.combiner.queue(Op::Enqueue(send)).await?;
         Ok(Box::pin(async move {
             match outcome.await? {
@@ -140,7 +140,7 @@ impl Store for SledStore {
         uses: u32,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.check_open()?;
+        self.check_writable()?;
         self.trees.create_invite(&token, uses, expires_at)?;
         self.commit.durable().await
     }
@@ -152,6 +152,10 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.check_open()?;
         self.commit.durable().await
+    }
+
+    async fn broken(&self) -> StoreError {
+        self.commit.failed().await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ use crate::store::{
 fn open(dir: &TempDir) -> SledStore {
     let options = SledOptions {
         cache_capacity: 8 * 1024 * 1024,
+        ..SledOptions::default()
     };
     SledStore::open(dir.path(), options).unwrap()
 }
