@@ -37,6 +37,7 @@ use kith_protocol::DeviceId;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::commit::GroupCommit;
+use super::faults::Faults;
 use super::mailbox::{MailboxOp, MailboxOutcome};
 use super::{Trees, backend};
 use crate::store::{DeliveryId, Enqueue, StoreError};
@@ -134,6 +135,7 @@ impl Combiner {
         trees: Arc<Trees>,
         commit: Arc<GroupCommit>,
         runtime: tokio::runtime::Handle,
+        faults: Arc<Faults>,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let gate = Arc::new(Gate::new());
@@ -142,6 +144,7 @@ impl Combiner {
             commit,
             gate: Arc::clone(&gate),
             runtime,
+            faults,
         };
         let thread = std::thread::Builder::new()
             .name("kith-sled-writer".into())
@@ -231,6 +234,7 @@ struct Writer {
     commit: Arc<GroupCommit>,
     gate: Arc<Gate>,
     runtime: tokio::runtime::Handle,
+    faults: Arc<Faults>,
 }
 
 impl Writer {
@@ -248,7 +252,10 @@ impl Writer {
             }
             number += 1;
             self.gate.record(number, &batch);
-            let applied = apply(&self.trees, &batch);
+            let applied = self
+                .faults
+                .on_apply()
+                .and_then(|()| apply(&self.trees, &batch));
             // Taken after the transaction, even a failed one (so that batch numbers and
             // tickets keep the same order): the flush that covers it comes later.
             let flushed = self.commit.ticket();

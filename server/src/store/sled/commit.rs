@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::faults::Faults;
 use crate::store::StoreError;
 
 /// What the flusher has published.
@@ -67,6 +68,7 @@ impl GroupCommit {
         db: ::sled::Db,
         runtime: &tokio::runtime::Handle,
         timeout: std::time::Duration,
+        faults: Arc<Faults>,
     ) -> Self {
         let tickets = Arc::new(Tickets::default());
         let (state_tx, state) = watch::channel(FlushState::default());
@@ -76,6 +78,7 @@ impl GroupCommit {
             tickets: Arc::clone(&tickets),
             state: state_tx,
             timeout,
+            faults,
         };
         let task = runtime.spawn(flusher.run(stop_rx));
         Self {
@@ -160,6 +163,7 @@ struct Flusher {
     tickets: Arc<Tickets>,
     state: watch::Sender<FlushState>,
     timeout: std::time::Duration,
+    faults: Arc<Faults>,
 }
 
 impl Flusher {
@@ -185,6 +189,11 @@ impl Flusher {
     /// One flush covering every ticket up to `target`; `false` (and the committer marked
     /// failed) if it failed or did not finish in time.
     async fn flush(&self, target: u64) -> bool {
+        if let Err(e) = self.faults.on_flush() {
+            tracing::error!(error = %e, "flushing the store failed");
+            self.state.send_modify(|s| s.failed = true);
+            return false;
+        }
         let started = std::time::Instant::now();
         // `flush` on a blocking thread rather than `flush_async`: sled's `flush_async`
         // occupies a thread of sled's own small global pool while waiting for a log write

@@ -42,6 +42,7 @@ mod codec;
 mod combiner;
 mod commit;
 mod export;
+mod faults;
 mod mailbox;
 mod prekeys;
 mod space;
@@ -62,6 +63,7 @@ use self::codec::{SCHEMA_KEY, SCHEMA_VERSION};
 use self::combiner::Combiner;
 use self::commit::GroupCommit;
 pub use self::export::Records;
+use self::faults::Faults;
 use self::space::SpaceGuard;
 use crate::store::StoreError;
 
@@ -103,6 +105,9 @@ pub struct SledStore {
     combiner: Combiner,
     /// The free-space reserve.
     space: SpaceGuard,
+    /// Injected failures (tests only).
+    #[cfg_attr(not(test), allow(dead_code))]
+    faults: Arc<Faults>,
     closed: AtomicBool,
     // Held for the lifetime of the store: the directory lock.
     _lock: File,
@@ -153,16 +158,24 @@ impl SledStore {
         trees.check_schema()?;
         trees.skip_undurable_delivery_ids()?;
         let trees = Arc::new(trees);
+        let faults = Arc::new(Faults::default());
         let commit = Arc::new(GroupCommit::start(
             trees.db.clone(),
             &runtime,
             options.flush_timeout,
+            Arc::clone(&faults),
         ));
-        let combiner = Combiner::start(Arc::clone(&trees), Arc::clone(&commit), runtime)?;
+        let combiner = Combiner::start(
+            Arc::clone(&trees),
+            Arc::clone(&commit),
+            runtime,
+            Arc::clone(&faults),
+        )?;
         Ok(Self {
             trees,
             commit,
             combiner,
+            faults,
             space: SpaceGuard::new(path.to_path_buf(), options.min_free_bytes),
             closed: AtomicBool::new(false),
             _lock: lock,
@@ -189,6 +202,12 @@ impl SledStore {
     fn check_writable(&self) -> Result<(), StoreError> {
         self.check_open()?;
         self.space.check()
+    }
+
+    /// Failure injection for tests.
+    #[cfg(test)]
+    fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Raw access for tests that damage stored bytes.

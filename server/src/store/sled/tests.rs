@@ -374,3 +374,58 @@ async fn delivery_ids_are_not_reused_after_a_restart() {
     assert_eq!(ids, vec![first, second]);
     store.close().await.unwrap();
 }
+
+/// An injected failure of a batch's transaction: the send gets an error, never a receipt, and
+/// nothing is stored; the store goes on working afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_an_error_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(43);
+    let bob = register(&store, "bob", &mut rng).await;
+    store.faults().fail_apply(true);
+    assert!(matches!(
+        store.enqueue(send(1, bob.id())).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        store.ack(bob.id(), &[1]).await,
+        Err(StoreError::Backend(_))
+    ));
+    store.faults().fail_apply(false);
+    assert!(store.list(bob.id(), None, 10).await.unwrap().is_empty());
+    // The same idempotency key is not "seen": the retry is stored, once.
+    let receipt = store.enqueue(send(1, bob.id())).await.unwrap();
+    assert!(!receipt.duplicate);
+    assert_eq!(store.list(bob.id(), None, 10).await.unwrap().len(), 1);
+    store.close().await.unwrap();
+}
+
+/// An injected flush failure: the send that waited for it gets an error, not a receipt; what
+/// was applied but never made durable is not handed out; the store reports itself broken and
+/// refuses every later write instead of answering "stored".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_fails_the_send_and_breaks_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = rng(44);
+    let bob = register(&store, "bob", &mut rng).await;
+    store.faults().fail_flush(true);
+    assert!(matches!(
+        store.enqueue(send(1, bob.id())).await,
+        Err(StoreError::Backend(_))
+    ));
+    let broken = tokio::time::timeout(std::time::Duration::from_secs(10), store.broken())
+        .await
+        .expect("the store reports itself broken");
+    assert!(matches!(broken, StoreError::Backend(_)));
+    // Applied before the failed flush, so readable in sled, but not durable: not listed.
+    assert!(store.list(bob.id(), None, 10).await.is_err());
+    // Even with flushes "working" again, nothing more is promised.
+    store.faults().fail_flush(false);
+    assert!(store.enqueue(send(2, bob.id())).await.is_err());
+    assert!(
+        store.close().await.is_err(),
+        "close reports the failed flush"
+    );
+}
