@@ -194,3 +194,150 @@ mod tests {
         );
     }
 }
+
+/// A PostgreSQL server of the test's own (`initdb` + `pg_ctl` of PostgreSQL 15, run as the
+/// `postgres` user), for tests that restart the database server: restarting the shared one
+/// would break every other test using it. Stopped and deleted on drop.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+/// Where Debian puts the PostgreSQL 15 server programs.
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl PrivatePostgres {
+    /// Creates and starts a server on a free loopback port, trusting local connections of
+    /// role `kith`, with a database `kith`. `None` (with the reason printed) where that is
+    /// not possible (not root, no PostgreSQL 15) outside CI; under `CI=true` a failure.
+    pub fn start(test: &str) -> Option<Self> {
+        match Self::try_start() {
+            Ok(server) => Some(server),
+            Err(e) => {
+                let reason = format!("{test}: cannot run a private PostgreSQL server: {e:#}");
+                assert!(std::env::var_os("CI").is_none(), "{reason}");
+                eprintln!("skipped: {reason}");
+                None
+            }
+        }
+    }
+
+    fn try_start() -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            std::path::Path::new(PG_BIN).join("initdb").is_file(),
+            "{PG_BIN}/initdb is missing (install postgresql-15)"
+        );
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let server = Self { dir, port };
+        as_postgres(&["chown", "-R", "postgres", &server.root()], true)?;
+        as_postgres(
+            &[
+                &format!("{PG_BIN}/initdb"),
+                "-D",
+                &server.data(),
+                "-U",
+                "kith",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+            false,
+        )?;
+        server.pg_ctl("start")?;
+        as_postgres(
+            &[
+                &format!("{PG_BIN}/createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "kith",
+                "kith",
+            ],
+            false,
+        )?;
+        Ok(server)
+    }
+
+    /// The URL of its database `kith`.
+    pub fn url(&self) -> String {
+        format!("postgres://kith@127.0.0.1:{}/kith", self.port)
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`: open connections are terminated, as in
+    /// an upgrade or a crash-restart by the service manager) and waits until it accepts
+    /// connections again.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.pg_ctl("restart")
+    }
+
+    fn pg_ctl(&self, action: &str) -> anyhow::Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.root()
+        );
+        as_postgres(
+            &[
+                &format!("{PG_BIN}/pg_ctl"),
+                "-D",
+                &self.data(),
+                "-l",
+                &format!("{}/server.log", self.root()),
+                "-o",
+                &options,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                action,
+            ],
+            false,
+        )
+    }
+
+    fn root(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.root())
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl("stop");
+    }
+}
+
+/// Runs `args` as the `postgres` user (or, with `as_root`, as this root process), failing
+/// with the command's output when it fails.
+fn as_postgres(args: &[&str], as_root: bool) -> anyhow::Result<()> {
+    let mut command = if as_root {
+        std::process::Command::new(args[0])
+    } else {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--", args[0]]);
+        c
+    };
+    command.args(&args[1..]);
+    let output = command
+        .output()
+        .with_context(|| format!("running {}", args[0]))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed ({}): {}{}",
+        args[0],
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}

@@ -136,10 +136,25 @@ impl RelayProcess {
     /// that trusts one trusts every node.
     #[track_caller]
     pub fn postgres_nodes(database_url: &str, n: usize) -> Vec<Self> {
+        Self::postgres_nodes_with_env(database_url, n, &[])
+    }
+
+    /// [`postgres_nodes`](Self::postgres_nodes) with further `KITH_RELAY_*` settings on every
+    /// node, e.g. `("KITH_RELAY_SEND_BURST", "100000")`.
+    #[track_caller]
+    pub fn postgres_nodes_with_env(
+        database_url: &str,
+        n: usize,
+        env: &[(&str, &str)],
+    ) -> Vec<Self> {
         let mut slots = Slot::acquire_many(n);
         let mut nodes: Vec<Self> = Vec::with_capacity(n);
         while let Some(slot) = slots.pop() {
             let mut node = Self::stopped(Registration::Invite, Some(database_url.to_owned()));
+            node.env = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
             node.reserved = Some(slot);
             if let Some(first) = nodes.first() {
                 copy_tree(&first.data_dir().join("tls"), &node.data_dir().join("tls"));

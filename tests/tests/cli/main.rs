@@ -4,7 +4,9 @@
 //! the `groups*` modules do the same for circles (groups), and `nodes` runs several relay
 //! nodes on one PostgreSQL database and `migrate` moves a sled relay there
 //! (`KITH_TEST_DATABASE_URL`; skipped without it outside CI); `crash` kills the relay with
-//! SIGKILL under a load of protocol-level clients.
+//! SIGKILL under a load of protocol-level clients; `disk_full` runs it on a small tmpfs and
+//! `postgres_restart` restarts a private PostgreSQL server under load (both need root;
+//! skipped without it outside CI).
 //!
 //! Build both executables first (`cargo build -p kith -p kith-relay`; `cargo test
 //! --workspace` does it). Every wait has a deadline; what can only be polled (the relay's
@@ -22,6 +24,7 @@ mod messaging;
 mod migrate;
 mod nodes;
 mod operator;
+mod postgres_restart;
 mod prekeys;
 mod proxy;
 mod storage;
