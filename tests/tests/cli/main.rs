@@ -4,7 +4,8 @@
 //! the `groups*` modules do the same for circles (groups), and `nodes` runs several relay
 //! nodes on one PostgreSQL database and `migrate` moves a sled relay there
 //! (`KITH_TEST_DATABASE_URL`; skipped without it outside CI); `crash` kills the relay with
-//! SIGKILL under a load of protocol-level clients; `disk_full` runs it on a small tmpfs and
+//! SIGKILL under a load of protocol-level clients and `client_crash` kills `kith receive`
+//! mid-queue; `disk_full` runs it on a small tmpfs and
 //! `postgres_restart` restarts a private PostgreSQL server under load (both need root;
 //! skipped without it outside CI).
 //!
@@ -14,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod chat;
+mod client_crash;
 mod crash;
 mod disk_full;
 mod errors;
