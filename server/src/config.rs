@@ -85,6 +85,10 @@ pub struct Config {
     pub send_rate_per_second: u32,
     /// Burst of sends per device.
     pub send_burst: u32,
+    /// Prekey-bundle fetches one device may make of one account in a burst.
+    pub bundle_fetch_burst: u32,
+    /// Prekey-bundle fetches per device and account an hour, after the burst.
+    pub bundle_fetches_per_hour: u32,
     /// Cap on open connections.
     pub max_connections: usize,
     /// Cap on connections not yet authenticated.
@@ -148,6 +152,8 @@ impl Default for Config {
             mailbox_max_bytes: relay.mailbox_limits.max_bytes,
             send_rate_per_second: relay.send_rate_per_second,
             send_burst: relay.send_burst,
+            bundle_fetch_burst: relay.bundle_fetch_burst,
+            bundle_fetches_per_hour: relay.bundle_fetches_per_hour,
             max_connections: relay.max_connections,
             max_unauthenticated: relay.max_unauthenticated,
             idle_timeout: relay.idle_timeout,
@@ -196,6 +202,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("mailbox_max_bytes", Kind::Integer),
     ("send_rate_per_second", Kind::Integer),
     ("send_burst", Kind::Integer),
+    ("bundle_fetch_burst", Kind::Integer),
+    ("bundle_fetches_per_hour", Kind::Integer),
     ("max_connections", Kind::Integer),
     ("max_unauthenticated", Kind::Integer),
     ("idle_timeout", Kind::Text),
@@ -315,6 +323,8 @@ impl Config {
             },
             send_rate_per_second: self.send_rate_per_second,
             send_burst: self.send_burst,
+            bundle_fetch_burst: self.bundle_fetch_burst,
+            bundle_fetches_per_hour: self.bundle_fetches_per_hour,
             prekey_low_watermark: self.prekey_low_watermark,
             log_client_ips: self.log_client_ips,
             ..RelaySettings::default()

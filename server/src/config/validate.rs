@@ -156,10 +156,15 @@ impl Config {
     }
 
     fn check_limits(&self, out: &mut Vec<Problem>) {
-        let at_least_one: [(&str, u64); 6] = [
+        let at_least_one: [(&str, u64); 8] = [
             ("mailbox_max_entries", self.mailbox_max_entries),
             ("send_rate_per_second", u64::from(self.send_rate_per_second)),
             ("send_burst", u64::from(self.send_burst)),
+            ("bundle_fetch_burst", u64::from(self.bundle_fetch_burst)),
+            (
+                "bundle_fetches_per_hour",
+                u64::from(self.bundle_fetches_per_hour),
+            ),
             (
                 "max_connections",
                 u64::try_from(self.max_connections).unwrap_or(u64::MAX),

@@ -59,7 +59,7 @@ pub(super) async fn handle<S: Store>(
         Request::FetchBundles {
             account_key,
             devices,
-        } => fetch_bundles(shared, &account_key, devices.into_vec()).await,
+        } => fetch_bundles(shared, session, &account_key, devices.into_vec()).await,
         Request::Send(send) => return send_message(shared, session, send).await,
         Request::Ack { deliveries } => return ack(shared, session, deliveries.as_slice()).await,
     };
@@ -122,12 +122,21 @@ async fn lookup<S: Store>(shared: &Shared<S>, handle: &wire::Handle) -> Response
 }
 
 /// `FetchBundles`: one bundle per wanted device of the account (all when `devices` is
-/// empty), each taking one-time prekeys; devices running low are told if connected.
+/// empty), each taking one-time prekeys; devices running low are told if connected. Limited
+/// per requesting device and target account, so that nobody can drain another's one-time
+/// prekeys (`limits.rs`).
 async fn fetch_bundles<S: Store>(
     shared: &Shared<S>,
+    session: &Session,
     account_key: &AccountPublicKey,
     devices: Vec<DeviceId>,
 ) -> Response {
+    if let Err(retry_after_ms) = shared.bundle_limiter.check(session.device, *account_key) {
+        return error(
+            ErrorKind::RateLimited { retry_after_ms },
+            "bundle fetch limit for this account reached",
+        );
+    }
     let account = match shared.store.account_by_key(account_key).await {
         Ok(Some(account)) => account,
         Ok(None) => return error(ErrorKind::NotFound, "no such account"),

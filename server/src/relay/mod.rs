@@ -44,7 +44,7 @@ use tokio_util::task::TaskTracker;
 
 pub use settings::{Registration, RelaySettings};
 
-use self::limits::SendLimiter;
+use self::limits::{BundleLimiter, SendLimiter};
 use self::listener::Listener;
 use self::registry::Registry;
 use crate::store::Store;
@@ -68,6 +68,8 @@ struct Shared<S> {
     registry: Arc<Registry>,
     /// Per-device send rate limits.
     limiter: SendLimiter,
+    /// Per requester and target limits on prekey-bundle fetches.
+    bundle_limiter: BundleLimiter,
     /// Live connection counts.
     counters: Arc<Counters>,
 }
@@ -112,12 +114,17 @@ impl<S: Store> Relay<S> {
     /// A relay serving `store` with `settings`. Nothing runs until [`Relay::serve`].
     pub fn new(store: Arc<S>, settings: RelaySettings) -> Self {
         let limiter = SendLimiter::new(settings.send_rate_per_second, settings.send_burst);
+        let bundle_limiter = BundleLimiter::new(
+            settings.bundle_fetches_per_hour,
+            settings.bundle_fetch_burst,
+        );
         Self {
             shared: Arc::new(Shared {
                 store,
                 settings,
                 registry: Arc::new(Registry::default()),
                 limiter,
+                bundle_limiter,
                 counters: Arc::new(Counters::default()),
             }),
         }

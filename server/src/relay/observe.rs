@@ -190,4 +190,5 @@ async fn sweep_once<S: Store>(shared: &Shared<S>) {
         Err(e) => tracing::warn!(error = %e, "queue statistics failed"),
     }
     shared.limiter.forget_idle();
+    shared.bundle_limiter.forget_idle();
 }

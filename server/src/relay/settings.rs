@@ -47,6 +47,11 @@ pub struct RelaySettings {
     pub send_rate_per_second: u32,
     /// Burst of sends allowed per device above the sustained rate.
     pub send_burst: u32,
+    /// Prekey-bundle fetches one device may make of one account in a burst...
+    pub bundle_fetch_burst: u32,
+    /// ...and refilled at this many an hour: a bound on how fast one client can use up
+    /// another's one-time prekeys.
+    pub bundle_fetches_per_hour: u32,
     /// Below this many one-time prekeys (either kind) the device gets `PrekeyCountLow`.
     pub prekey_low_watermark: u32,
     /// Whether client IP addresses may appear in logs.
@@ -74,6 +79,8 @@ impl Default for RelaySettings {
             },
             send_rate_per_second: 20,
             send_burst: 100,
+            bundle_fetch_burst: 5,
+            bundle_fetches_per_hour: 12,
             prekey_low_watermark: 20,
             log_client_ips: false,
             expiry_sweep_interval: Duration::from_secs(60),

@@ -86,6 +86,18 @@ impl RelayProcess {
         Self::start_with(Registration::Invite)
     }
 
+    /// Starts a relay with invite-only registration and further settings in the environment
+    /// on every start, e.g. `("KITH_RELAY_BUNDLE_FETCH_BURST", "1000")`.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let mut relay = Self::stopped(Registration::Invite, None);
+        relay.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        relay.start_again();
+        relay
+    }
+
     /// Starts a relay where anyone can register (`--registration open`), so that many
     /// accounts need no invite each.
     pub fn start_open() -> Self {

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 
 use kith_protocol::wire::{Handle, Request, Response};
 use kith_protocol::{AccountPublicKey, BoundedVec, PrekeyId};
-use kith_tests::cli::RelayProcess;
+use kith_tests::cli::{Home, RelayProcess};
 use kith_tests::connection::tls_config;
 use kith_tests::{Connection, TestDevice, bundle_prekey_ids};
 use tokio::runtime::Runtime;
 
-use crate::{alice_and_bob, exchange};
+use crate::exchange;
 
 /// One-time prekeys of each kind `kith init` publishes.
 const PUBLISHED: usize = 100;
@@ -84,7 +84,13 @@ fn distinct_one_time(ids: &[Option<PrekeyId>]) -> BTreeSet<PrekeyId> {
 
 #[test]
 fn kith_publishes_more_one_time_prekeys_when_the_relay_runs_low() {
-    let (relay, alice, bob) = alice_and_bob();
+    // The prober takes more than a hundred bundles: lift the per-requester limit that would
+    // stop it (tests/tests/relay/hostile.rs checks the limit).
+    let relay = RelayProcess::start_with_env(&[("KITH_RELAY_BUNDLE_FETCH_BURST", "1000")]);
+    let alice = Home::new("alice");
+    let bob = Home::new("bob");
+    alice.init(&relay);
+    bob.init(&relay);
     let runtime = Runtime::new().unwrap();
     let mut prober = runtime.block_on(Prober::register(&relay, bob.handle()));
 

@@ -1,7 +1,7 @@
 //! Hostile clients: slowloris at the TLS and WebSocket handshakes, floods past the
 //! unauthenticated cap, frames at and over the size limit (whole, fragmented, with control
 //! frames between the fragments), text frames and bad Close frames, signatures of other
-//! devices, a race for one handle, one requester draining a victim's prekeys, a receiver that
+//! devices, a race for one handle, one requester trying to drain a victim's prekeys, a receiver that
 //! never acknowledges and one that never reads.
 //!
 //! Each test checks that the relay stays up and that a well-behaved pair of clients (the
@@ -1180,12 +1180,78 @@ async fn concurrent_registrations_of_one_handle_have_one_winner() {
 
 // ---- prekey exhaustion ----
 
+/// One requester fetching a victim's bundles over and over gets a few (each using up one
+/// one-time prekey), then only `RateLimited`: the victim keeps the rest, and another
+/// requester is not affected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_requester_drains_one_time_prekeys_then_gets_last_resort_bundles() {
+async fn one_requester_cannot_drain_another_s_one_time_prekeys() {
+    const ONE_TIME: usize = 8;
+    const BURST: u32 = 3;
+    const FETCHES: usize = 24;
+    let relay = TestRelay::start_with(|c| c.bundle_fetch_burst = BURST).await;
+    let mut witness = Witness::start(&relay, 560).await;
+    let bob = TestDevice::new("bob", 562, ONE_TIME);
+    let mut bob_conn = relay.register(&bob).await;
+    bob_conn.wait_queue_drained(WAIT).await.unwrap();
+    let bob_key = bob.account_key();
+    let mut mallory = TestDevice::new("mallory", 563, 0);
+    let mut mallory_conn = relay.register(&mallory).await;
+    let fetch_all = Request::FetchBundles {
+        account_key: bob_key,
+        devices: BoundedVec::default(),
+    };
+
+    let drain = async {
+        let mut handed_out = BTreeSet::new();
+        let mut limited = 0;
+        for _ in 0..FETCHES {
+            match mallory_conn.request(fetch_all.clone()).await.unwrap() {
+                Response::Bundles { bundles } => {
+                    let (one_time, _) =
+                        bundle_prekey_ids(&mut mallory, &bob_key, &bundles.as_slice()[0]);
+                    handed_out.insert(one_time.expect("a one-time prekey"));
+                }
+                Response::Error(e) => {
+                    let ErrorKind::RateLimited { retry_after_ms } = e.kind else {
+                        panic!("expected RateLimited, got {e:?}");
+                    };
+                    assert!(retry_after_ms > 0);
+                    limited += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (handed_out, limited)
+    };
+    let ((handed_out, limited), _) = tokio::join!(drain, witness.round_trip("during the fetches"));
+    assert_eq!(handed_out.len(), BURST as usize, "{handed_out:?}");
+    assert_eq!(limited, FETCHES - BURST as usize);
+
+    // Carol still gets a one-time prekey, one Mallory did not get.
+    let mut carol = TestDevice::new("carol", 564, 0);
+    let mut carol_conn = relay.register(&carol).await;
+    let Response::Bundles { bundles } = carol_conn.request(fetch_all).await.unwrap() else {
+        panic!("Carol's fetch was refused");
+    };
+    let (one_time, _) = bundle_prekey_ids(&mut carol, &bob_key, &bundles.as_slice()[0]);
+    let one_time = one_time.expect("a one-time prekey left for Carol");
+    assert!(!handed_out.contains(&one_time));
+    witness.round_trip("after the fetches").await;
+    relay.shutdown().await;
+}
+
+/// Once a device's one-time prekeys are used up (by many requesters, or with the limit
+/// lifted as here), bundles carry the last-resort keys and sessions still start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_one_time_prekeys_are_gone_sessions_use_the_last_resort_keys() {
     const ONE_TIME: usize = 8;
     const FETCHES: usize = 24;
     const WATERMARK: u32 = 4;
-    let relay = TestRelay::start_with(|c| c.prekey_low_watermark = WATERMARK).await;
+    let relay = TestRelay::start_with(|c| {
+        c.prekey_low_watermark = WATERMARK;
+        c.bundle_fetch_burst = 1000;
+    })
+    .await;
     let mut witness = Witness::start(&relay, 570).await;
     let bob = TestDevice::new("bob", 572, ONE_TIME);
     let mut bob_conn = relay.register(&bob).await;
@@ -1202,7 +1268,6 @@ async fn one_requester_drains_one_time_prekeys_then_gets_last_resort_bundles() {
     let drain = async {
         let mut handed_out = Vec::new();
         for _ in 0..FETCHES {
-            // No per-requester limit on FetchBundles today: every fetch is answered.
             let response = mallory_conn.request(fetch_all.clone()).await.unwrap();
             let Response::Bundles { bundles } = response else {
                 panic!("expected bundles, got {response:?}");
