@@ -23,6 +23,7 @@ pub mod cli;
 pub mod connection;
 pub mod database;
 pub mod device;
+pub mod evil_relay;
 pub mod relay;
 
 use std::time::Duration;

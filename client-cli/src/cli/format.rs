@@ -66,6 +66,19 @@ pub(crate) fn group_notice(group: &str, description: &str) -> String {
     format!("[{}] {}", sanitize_name(group), sanitize_name(description))
 }
 
+/// What `kith receive` and `kith chat` say when messages from `from` went missing: the relay
+/// lost or withheld them, or they are late. Either way the user should know the conversation
+/// has a hole; a late one is shown when it comes.
+pub(crate) fn gap_notice(from: &Handle, missing: usize) -> String {
+    let (count, verb) = match missing {
+        1 => ("1 earlier message".to_owned(), "has"),
+        n => (format!("{n} earlier messages"), "have"),
+    };
+    format!(
+        "{count} from @{from} {verb} not arrived (yet); if they come later, they are shown then."
+    )
+}
+
 /// A message as one JSON object. `me` is this account, the recipient of incoming one-on-one
 /// messages; circle messages are addressed to the circle's name.
 pub(crate) fn message_json(message: &Message, me: &Handle) -> Value {
@@ -287,6 +300,16 @@ mod tests {
         assert_eq!(plural(1, "member"), "1 member");
         assert_eq!(plural(0, "device"), "0 devices");
         assert_eq!(plural(3, "device"), "3 devices");
+    }
+
+    #[test]
+    fn gap_notices_count_the_missing_messages() {
+        assert_eq!(
+            gap_notice(&handle("alice"), 1),
+            "1 earlier message from @alice has not arrived (yet); if they come later, they are \
+             shown then."
+        );
+        assert!(gap_notice(&handle("alice"), 3).starts_with("3 earlier messages from @alice have"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use kith::{Client, Event};
 use kith_protocol::wire::Handle;
 
 use super::args::{HistoryArgs, ReceiveArgs, SendArgs};
-use super::format::{group_notice, history_line, message_json, plural, received_line};
+use super::format::{gap_notice, group_notice, history_line, message_json, plural, received_line};
 use super::session::{note, out, out_each};
 
 /// `kith send`: encrypts the text for every device of the recipient and of this account.
@@ -83,6 +83,9 @@ impl Printer {
             }
             Event::KeyChanged { handle } => note(&key_changed_warning(handle)),
             Event::GroupChanged { group, description } => note(&group_notice(group, description)),
+            Event::Gap { handle, missing } => {
+                note(&format!("warning: {}", gap_notice(handle, *missing)))
+            }
             Event::Dropped { reason } => {
                 note(&format!(
                     "warning: a message could not be read and was dropped: {reason}"

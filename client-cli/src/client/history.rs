@@ -1,5 +1,6 @@
 //! The message history of each conversation, in the order this device stored the messages.
 
+use kith_protocol::AccountPublicKey;
 use kith_protocol::wire::Handle;
 
 use super::Message;
@@ -50,6 +51,50 @@ pub(super) fn append(
         &records::encode(record)?,
     );
     Ok(())
+}
+
+/// Where the ids of accepted messages are remembered: the account that wrote them and the
+/// conversation (SPEC.md §13.3 rule 4), with the message id as the item.
+fn accepted_group(conversation: &Handle, author: &AccountPublicKey) -> Vec<u8> {
+    [
+        author.as_bytes().as_slice(),
+        conversation.as_str().as_bytes(),
+    ]
+    .concat()
+}
+
+/// Whether a message with `id` from `author` was already accepted in `conversation`: a
+/// re-encrypted copy (the ratchet only catches a replay of the same ciphertext), which must not
+/// be shown twice. Keyed by the author too, so a peer who learnt the id of the user's message
+/// cannot reuse it to suppress the user's own copy on another device.
+pub(super) fn already_accepted(
+    store: &LocalStore,
+    conversation: &Handle,
+    author: &AccountPublicKey,
+    id: &[u8; 16],
+) -> Result<bool, StoreError> {
+    Ok(store
+        .get(
+            Table::SeenMessages,
+            &accepted_group(conversation, author),
+            id,
+        )?
+        .is_some())
+}
+
+/// Records in `batch` that the message `id` from `author` was accepted in `conversation`.
+pub(super) fn remember_accepted(
+    batch: &mut Batch,
+    conversation: &Handle,
+    author: &AccountPublicKey,
+    id: &[u8; 16],
+) {
+    batch.put(
+        Table::SeenMessages,
+        &accepted_group(conversation, author),
+        id,
+        &[1],
+    );
 }
 
 /// The last `limit` records of the conversation stored under `key` (all when `None`), oldest

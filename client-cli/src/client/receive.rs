@@ -1,6 +1,7 @@
 //! Receiving: open the seal, find or start the session, decrypt, decide who the message is
-//! from, and store session, history and contact in one durable write — only then is the message
-//! shown and acknowledged.
+//! from, drop copies of messages already shown, and store session, history and contact in one
+//! durable write — only then is the message shown (after a notice if it reveals that earlier
+//! messages from its sender have not arrived) and acknowledged.
 
 use kith_protocol::consts::GROUP_ENVELOPE_VERSION;
 use kith_protocol::rand_core::CryptoRng;
@@ -24,8 +25,12 @@ use crate::store::{Batch, LocalStore};
 
 /// What decrypting a delivery gave.
 enum Decrypted {
-    /// The plaintext; `batch` holds the session changes.
-    Plaintext(Zeroizing<Vec<u8>>),
+    /// The plaintext; `batch` holds the session changes. `missing` counts the earlier messages
+    /// from the same device that this one showed have not arrived.
+    Plaintext {
+        plaintext: Zeroizing<Vec<u8>>,
+        missing: usize,
+    },
     /// Already received (a redelivery after a lost acknowledgement): nothing to do.
     Duplicate,
     /// Unusable; the reason is for the user.
@@ -68,7 +73,7 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
     let sender = opened.sender;
     let mut set = SessionSet::load(store, &sender)?;
     let mut batch = Batch::new();
-    let plaintext = match decrypt(
+    let (plaintext, missing) = match decrypt(
         store,
         account,
         &mut set,
@@ -77,16 +82,21 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
         &mut batch,
         rng,
     )? {
-        Decrypted::Plaintext(plaintext) => plaintext,
+        Decrypted::Plaintext { plaintext, missing } => (plaintext, missing),
         Decrypted::Duplicate => return Ok(Vec::new()),
         Decrypted::Dropped(reason) => return Ok(vec![dropped(reason)]),
     };
     set.save(&mut batch)?;
     let Ok(content) = Content::from_bytes(&plaintext) else {
         store.apply(batch)?;
-        return Ok(vec![dropped(
-            "a message in a format this version of Kith does not understand (update Kith)",
-        )]);
+        let author = author_of(store, account, &sender)?;
+        return Ok(author
+            .and_then(|author| gap(&author, missing))
+            .into_iter()
+            .chain([dropped(
+                "a message in a format this version of Kith does not understand (update Kith)",
+            )])
+            .collect());
     };
     let control = match &content.body {
         Body::SenderKey(distribution) => Some(groups::on_sender_key(
@@ -102,7 +112,12 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
     };
     if let Some(events) = control {
         store.apply(batch)?;
-        return Ok(events);
+        let author = author_of(store, account, &sender)?;
+        return Ok(author
+            .and_then(|author| gap(&author, missing))
+            .into_iter()
+            .chain(events)
+            .collect());
     }
     let Some(attribution) = attribute(store, link, account, &sender, &content).await? else {
         store.apply(batch)?;
@@ -116,6 +131,14 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
         from,
         key_changed,
     } = attribution;
+    let conversation = Handle::parse(&contact.handle).unwrap_or_else(|_| from.clone());
+    let author = sender.account_key();
+    if history::already_accepted(store, &conversation, author, &content.message_id)? {
+        // A re-encrypted copy of a message already shown: only the session moves on.
+        store.apply(batch)?;
+        return Ok(Vec::new());
+    }
+    history::remember_accepted(&mut batch, &conversation, author, &content.message_id);
     let record = HistoryRecord {
         id: content.message_id,
         from: from.as_str().to_owned(),
@@ -132,13 +155,13 @@ pub(super) async fn delivery<R: CryptoRng + ?Sized>(
     contacts::save(&mut batch, &contact)?;
     store.apply(batch)?;
 
-    let conversation = Handle::parse(&contact.handle).unwrap_or(from);
-    let mut events = Vec::with_capacity(2);
+    let mut events = Vec::with_capacity(3);
     if key_changed {
         events.push(Event::KeyChanged {
             handle: conversation.clone(),
         });
     }
+    events.extend(gap(&from, missing));
     events.push(Event::Message(history::message(&conversation, &record)));
     Ok(events)
 }
@@ -159,7 +182,10 @@ fn decrypt<R: CryptoRng + ?Sized>(
         return accept(store, account, set, sender, prekey, batch, rng);
     }
     Ok(match set.decrypt(sender, message, rng) {
-        Ok(plaintext) => Decrypted::Plaintext(plaintext),
+        Ok(opened) => Decrypted::Plaintext {
+            plaintext: opened.plaintext,
+            missing: opened.missing,
+        },
         Err(DecryptError::Duplicate) => Decrypted::Duplicate,
         Err(_) => Decrypted::Dropped(
             "a message that did not decrypt (tampered with, or from a session this device no \
@@ -199,8 +225,13 @@ fn accept<R: CryptoRng + ?Sized>(
         Ok((session, plaintext)) => {
             prekeys.consume(batch);
             sessions::remember_base_key(batch, prekey.base_key());
+            // The first message to arrive need not be the first one sent.
+            let missing = session.skipped_keys();
             set.make_active(session);
-            Ok(Decrypted::Plaintext(Zeroizing::new(plaintext)))
+            Ok(Decrypted::Plaintext {
+                plaintext: Zeroizing::new(plaintext),
+                missing,
+            })
         }
         Err(_) => Ok(Decrypted::Dropped(
             "a first message that did not decrypt (tampered with, or not meant for this device)",
@@ -219,10 +250,14 @@ async fn attribute(
 ) -> Result<Option<Attribution>, Error> {
     let key = sender.account_key();
     if key == account.account_key() {
-        // Another device of this account: only transcripts of sent messages are accepted.
+        // Another device of this account: only transcripts of sent messages, under this
+        // account's own handle, are accepted.
         let Body::SentTranscript { to, .. } = &content.body else {
             return Ok(None);
         };
+        if content.sender != account.handle {
+            return Ok(None);
+        }
         let contact = match contacts::load(store, to)? {
             Some(contact) => contact,
             None => contacts::new_contact(to, &contacts::lookup(link, to).await?),
@@ -238,6 +273,12 @@ async fn attribute(
         return Ok(None);
     }
     if let Some(contact) = contacts::find_by_key(store, key)? {
+        // The content must claim the handle this key is pinned to: a peer claiming another
+        // name is lying about who it is (SPEC.md §13.3 rule 2), even if the message would be
+        // filed under its own name.
+        if contact.handle != content.sender.as_str() {
+            return Ok(None);
+        }
         let key_changed = contact.account_key != *key.as_bytes();
         let from = Handle::parse(&contact.handle).map_err(|_| crate::store::StoreError::Corrupt)?;
         return Ok(Some(Attribution {
@@ -270,6 +311,30 @@ async fn attribute(
         from: claimed.clone(),
         key_changed,
     }))
+}
+
+/// The handle of a sender this device already knows (a contact, or this account), for notices
+/// about a control message; `None` for a stranger.
+fn author_of(
+    store: &LocalStore,
+    account: &Account,
+    sender: &VerifiedCertificate,
+) -> Result<Option<Handle>, Error> {
+    let key = sender.account_key();
+    if key == account.account_key() {
+        return Ok(Some(account.handle.clone()));
+    }
+    Ok(contacts::find_by_key(store, key)?.and_then(|c| Handle::parse(&c.handle).ok()))
+}
+
+/// The notice that `missing` earlier messages from `from` have not arrived, if any are missing.
+/// The relay may have lost or withheld them, or they are still on their way; if they come
+/// later they are shown then (the session kept their keys).
+fn gap(from: &Handle, missing: usize) -> Option<Event> {
+    (missing > 0).then(|| Event::Gap {
+        handle: from.clone(),
+        missing,
+    })
 }
 
 fn dropped(reason: &str) -> Event {

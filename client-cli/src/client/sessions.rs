@@ -11,6 +11,15 @@ use crate::store::{Batch, LocalStore, StoreError, Table};
 /// Sessions kept per remote device (the active one and older ones).
 const MAX_SESSIONS_PER_DEVICE: usize = 4;
 
+/// A message a session decrypted.
+pub(super) struct Opened {
+    /// The plaintext.
+    pub(super) plaintext: Zeroizing<Vec<u8>>,
+    /// How many earlier messages of the same sender this one revealed as not received yet
+    /// (the ratchet counters skip them); 0 when nothing new is missing.
+    pub(super) missing: usize,
+}
+
 /// The sessions with one remote device, the active one first.
 ///
 /// Stored under the device's account key and device id together: a device id is chosen by its
@@ -71,17 +80,24 @@ impl SessionSet {
         sender: &VerifiedCertificate,
         message: &SessionMessage,
         rng: &mut R,
-    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    ) -> Result<Opened, DecryptError> {
         let mut last = DecryptError::OtherSession;
         for at in 0..self.sessions.len() {
             let Some(session) = self.sessions.get_mut(at) else {
                 break;
             };
+            let skipped_before = session.skipped_keys();
             match session.decrypt(sender, message, rng) {
                 Ok(plaintext) => {
+                    // Keys the ratchet set aside for messages numbered before this one: each
+                    // is a message that was sent but has not arrived (yet).
+                    let missing = session.skipped_keys().saturating_sub(skipped_before);
                     let session = self.sessions.remove(at);
                     self.sessions.insert(0, session);
-                    return Ok(Zeroizing::new(plaintext));
+                    return Ok(Opened {
+                        plaintext: Zeroizing::new(plaintext),
+                        missing,
+                    });
                 }
                 // A replay is final: another session cannot have sent the same message.
                 Err(DecryptError::Duplicate) => return Err(DecryptError::Duplicate),

@@ -72,6 +72,15 @@ pub enum Event {
         /// Why, for the user.
         reason: String,
     },
+    /// A message arrived whose counters show that earlier messages from the same sender were
+    /// sent but have not arrived: the relay lost or withheld them, or they are still on their
+    /// way. Reported once, when the gap shows; a late message is simply shown when it comes.
+    Gap {
+        /// Who sent the missing messages (this account's handle for its other devices).
+        handle: Handle,
+        /// How many are missing.
+        missing: usize,
+    },
     /// Everything queued while this device was offline has been received.
     QueueDrained,
     /// A circle this device belongs to changed (created, members added or removed, renamed),

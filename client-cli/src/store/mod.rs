@@ -64,6 +64,9 @@ pub(crate) enum Table {
     Groups = 7,
     /// Other members' sender keys, grouped by group, account and device; items by epoch.
     PeerSenderKeys = 8,
+    /// Ids of messages already accepted (SPEC.md §13.3 rule 4), grouped by sending account
+    /// and conversation; items are message ids.
+    SeenMessages = 9,
 }
 
 /// An opened, unlocked local store.

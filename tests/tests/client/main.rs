@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod groups;
+mod malicious;
 
 use std::time::Duration;
 

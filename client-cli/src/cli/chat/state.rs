@@ -6,7 +6,7 @@ use kith::{Event, Message};
 use kith_protocol::wire::Handle;
 
 use crate::cli::conversation::Conversation;
-use crate::cli::format::{group_notice, sanitize, sanitize_name};
+use crate::cli::format::{gap_notice, group_notice, sanitize, sanitize_name};
 use crate::cli::group_format::handle_list;
 
 /// One message on screen.
@@ -200,6 +200,7 @@ impl ChatState {
             }
             Event::GroupChanged { group, description } => group_notice(group, description),
             Event::Dropped { reason } => format!("A message was dropped: {reason}"),
+            Event::Gap { handle, missing } => gap_notice(handle, *missing),
             _ => return,
         };
         self.status = Some(Status::Notice(notice));
