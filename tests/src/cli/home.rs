@@ -199,7 +199,7 @@ fn ca_arg(relay: &RelayProcess) -> String {
 
 /// Parses one JSON object per non-empty line of standard output.
 #[track_caller]
-pub(super) fn json_lines(out: &Run) -> Vec<Value> {
+pub fn json_lines(out: &Run) -> Vec<Value> {
     out.lines()
         .into_iter()
         .map(|line| {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use circle::{GroupSent, init_homes};
 pub use cluster::Cluster;
-pub use home::{Home, Receiver};
+pub use home::{Home, Receiver, json_lines};
 pub use process::{Run, run};
 pub use proxy::TlsProxy;
 pub use relay::RelayProcess;
