@@ -53,6 +53,9 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     /// Connections in the PostgreSQL pool.
     pub database_pool_size: usize,
+    /// PEM file of the CA(s) that vouch for the PostgreSQL server, besides the system's
+    /// roots; used with `sslmode=require` in `database_url`.
+    pub database_ca: Option<PathBuf>,
     /// Address of the client listener.
     pub listen: SocketAddr,
     /// Address of the admin listener (plain HTTP).
@@ -137,6 +140,7 @@ impl Default for Config {
             store: StoreKind::Sled,
             database_url: None,
             database_pool_size: 16,
+            database_ca: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7444)),
             admin_allow_non_loopback: false,
@@ -187,6 +191,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("flush_timeout", Kind::Text),
     ("database_url", Kind::Text),
     ("database_pool_size", Kind::Integer),
+    ("database_ca", Kind::Text),
     ("listen", Kind::Text),
     ("relay_name", Kind::Text),
     ("listen_plaintext_behind_proxy", Kind::Bool),
@@ -338,6 +343,7 @@ impl Config {
             (StoreKind::Postgres, Some(url)) => Some(PostgresOptions {
                 url: url.expose().to_owned(),
                 pool_size: self.database_pool_size,
+                ca_file: self.database_ca.clone(),
             }),
             _ => None,
         }

@@ -275,6 +275,10 @@ struct MigrateArgs {
         hide_env_values = true
     )]
     to: String,
+    /// PEM file of the CA that signed the database server's certificate, for a URL with
+    /// sslmode=require (the system's trusted roots are used too).
+    #[arg(long, value_name = "FILE", env = "KITH_RELAY_DATABASE_CA")]
+    database_ca: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -495,6 +499,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let options = MigrateOptions {
         sled_dir: args.from,
         database,
+        database_ca: args.database_ca,
         progress_bars: std::io::stderr().is_terminal(),
     };
     let report = migrate::run(&options).await?;

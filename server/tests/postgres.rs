@@ -67,6 +67,7 @@ impl TestDb {
         PostgresOptions {
             url: self.url.clone(),
             pool_size: 8,
+            ca_file: None,
         }
     }
 

@@ -202,6 +202,8 @@ mod tests {
 pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     port: u16,
+    /// Further server options (`-c name=value ...`).
+    options: String,
 }
 
 /// Where Debian puts the PostgreSQL 15 server programs.
@@ -212,7 +214,18 @@ impl PrivatePostgres {
     /// role `kith`, with a database `kith`. `None` (with the reason printed) where that is
     /// not possible (not root, no PostgreSQL 15) outside CI; under `CI=true` a failure.
     pub fn start(test: &str) -> Option<Self> {
-        match Self::try_start() {
+        Self::start_or_skip(test, false)
+    }
+
+    /// Like [`start`](Self::start), but the server accepts TLS connections only (`hostssl`),
+    /// with a self-signed certificate for `localhost` and `127.0.0.1` whose PEM file is
+    /// [`ca_path`](Self::ca_path).
+    pub fn start_tls_only(test: &str) -> Option<Self> {
+        Self::start_or_skip(test, true)
+    }
+
+    fn start_or_skip(test: &str, tls_only: bool) -> Option<Self> {
+        match Self::try_start(tls_only) {
             Ok(server) => Some(server),
             Err(e) => {
                 let reason = format!("{test}: cannot run a private PostgreSQL server: {e:#}");
@@ -223,7 +236,7 @@ impl PrivatePostgres {
         }
     }
 
-    fn try_start() -> anyhow::Result<Self> {
+    fn try_start(tls_only: bool) -> anyhow::Result<Self> {
         anyhow::ensure!(
             std::path::Path::new(PG_BIN).join("initdb").is_file(),
             "{PG_BIN}/initdb is missing (install postgresql-15)"
@@ -232,7 +245,14 @@ impl PrivatePostgres {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let server = Self { dir, port };
+        let mut server = Self {
+            dir,
+            port,
+            options: String::new(),
+        };
+        if tls_only {
+            server.options = server.write_tls_files()?;
+        }
         as_postgres(&["chown", "-R", "postgres", &server.root()], true)?;
         as_postgres(
             &[
@@ -269,6 +289,47 @@ impl PrivatePostgres {
         format!("postgres://kith@127.0.0.1:{}/kith", self.port)
     }
 
+    /// The URL of its database `kith` by the name its certificate is for, with
+    /// `sslmode=require`.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "postgres://kith@localhost:{}/kith?sslmode=require",
+            self.port
+        )
+    }
+
+    /// The server's certificate (self-signed: its own CA), PEM.
+    pub fn ca_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("server.crt")
+    }
+
+    /// Writes the certificate, its key and an hba file that admits TLS connections only;
+    /// returns the server options that use them.
+    fn write_tls_files(&self) -> anyhow::Result<String> {
+        let key = rcgen::KeyPair::generate()?;
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        let cert = params.self_signed(&key)?;
+        std::fs::write(self.ca_path(), cert.pem())?;
+        let key_path = self.dir.path().join("server.key");
+        std::fs::write(&key_path, key.serialize_pem())?;
+        std::fs::set_permissions(
+            &key_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+        let hba = self.dir.path().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )?;
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
+            self.ca_path().display(),
+            key_path.display(),
+            hba.display()
+        ))
+    }
+
     /// Restarts the server (`pg_ctl restart -m fast`: open connections are terminated, as in
     /// an upgrade or a crash-restart by the service manager) and waits until it accepts
     /// connections again.
@@ -278,9 +339,10 @@ impl PrivatePostgres {
 
     fn pg_ctl(&self, action: &str) -> anyhow::Result<()> {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off{}",
             self.port,
-            self.root()
+            self.root(),
+            self.options
         );
         as_postgres(
             &[

@@ -40,6 +40,8 @@ pub struct MigrateOptions {
     pub sled_dir: PathBuf,
     /// The target database.
     pub database: DatabaseUrl,
+    /// CA certificates for verifying the database server (`sslmode=require`).
+    pub database_ca: Option<PathBuf>,
     /// Draw progress bars (stderr is a terminal) rather than plain progress lines.
     pub progress_bars: bool,
 }
@@ -96,6 +98,7 @@ pub async fn run(options: &MigrateOptions) -> Result<Report, MigrateError> {
     let target = PostgresStore::connect(PostgresOptions {
         url: options.database.expose().to_owned(),
         pool_size: 2,
+        ca_file: options.database_ca.clone(),
     })
     .await;
     let result = match target {

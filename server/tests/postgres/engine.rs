@@ -97,6 +97,7 @@ async fn connection_errors_say_unreachable_and_hide_the_password() {
     let refused = PostgresOptions {
         url: "postgres://kith:sekrit-pw@127.0.0.1:1/kith".into(),
         pool_size: 1,
+        ca_file: None,
     };
     let err = PostgresStore::connect(refused.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::DatabaseUnreachable(_)), "{err:?}");
@@ -105,6 +106,7 @@ async fn connection_errors_say_unreachable_and_hide_the_password() {
     let garbage = PostgresOptions {
         url: "postgres://kith:sekrit-pw@[nonsense".into(),
         pool_size: 1,
+        ca_file: None,
     };
     let err = PostgresStore::connect(garbage).await.unwrap_err();
     assert!(!err.to_string().contains("sekrit-pw"), "{err}");
@@ -119,6 +121,7 @@ async fn connection_errors_say_unreachable_and_hide_the_password() {
     let wrong = PostgresOptions {
         url: format!("postgres://kith:sekrit-pw@{host}"),
         pool_size: 1,
+        ca_file: None,
     };
     let err = PostgresStore::connect(wrong).await.unwrap_err();
     assert!(matches!(err, StoreError::DatabaseUnreachable(_)), "{err:?}");

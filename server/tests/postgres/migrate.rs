@@ -96,6 +96,7 @@ fn options(dir: &Path, db: &TestDb) -> MigrateOptions {
     MigrateOptions {
         sled_dir: PathBuf::from(dir),
         database: DatabaseUrl::new(db.url.clone()),
+        database_ca: None,
         progress_bars: false,
     }
 }

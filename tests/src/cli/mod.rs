@@ -22,7 +22,7 @@ pub use cluster::Cluster;
 pub use home::{Home, Receiver, json_lines};
 pub use process::{Run, run};
 pub use proxy::TlsProxy;
-pub use relay::RelayProcess;
+pub use relay::{RelayProcess, clear_kith_env};
 pub use tmux::{Tmux, shell_quote};
 
 /// The longest one `kith` or `kith-relay` command may run before the test fails.

@@ -487,7 +487,7 @@ fn parse_port(line: &str) -> u16 {
 
 /// Removes `KITH_*` variables the developer's environment may set (relay settings, a home, a
 /// passphrase), so every test states what it uses.
-pub(crate) fn clear_kith_env(command: &mut Command) {
+pub fn clear_kith_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KITH_") {
             command.env_remove(name);

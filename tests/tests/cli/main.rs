@@ -27,6 +27,7 @@ mod migrate;
 mod nodes;
 mod operator;
 mod postgres_restart;
+mod postgres_tls;
 mod prekeys;
 mod proxy;
 mod storage;

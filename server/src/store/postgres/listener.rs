@@ -15,11 +15,12 @@ use std::time::Duration;
 use kith_protocol::DeviceId;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Socket};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, Socket};
 use tokio_util::sync::CancellationToken;
 
 use super::db_error;
+use super::tls::Tls;
 use crate::store::{StoreError, Wakeup};
 
 /// The notification channel.
@@ -28,7 +29,7 @@ pub(super) const CHANNEL: &str = "kith_wake";
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-type PgConnection = Connection<Socket, NoTlsStream>;
+type PgConnection = Connection<Socket, <Tls as MakeTlsConnect<Socket>>::Stream>;
 
 /// The listening task's handle.
 #[derive(Debug)]
@@ -41,10 +42,11 @@ impl Listener {
     /// Connects and listens (errors are the caller's), then hands the connection to a task.
     pub(super) async fn start(
         config: Config,
+        tls: Tls,
         node: String,
         sender: mpsc::Sender<Wakeup>,
     ) -> Result<Self, StoreError> {
-        let (client, connection, early) = listen(&config).await.map_err(|e| db_error(&e))?;
+        let (client, connection, early) = listen(&config, &tls).await.map_err(|e| db_error(&e))?;
         let cancel = CancellationToken::new();
         let mut forward = Forward {
             sender,
@@ -56,6 +58,7 @@ impl Listener {
         }
         let task = Task {
             config,
+            tls,
             forward,
             cancel: cancel.clone(),
         };
@@ -85,8 +88,9 @@ impl Listener {
 /// payloads of notifications that arrived before `LISTEN` completed.
 async fn listen(
     config: &Config,
+    tls: &Tls,
 ) -> Result<(Client, PgConnection, Vec<String>), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let mut early = Vec::new();
     {
         let sql = format!("LISTEN {CHANNEL}");
@@ -161,6 +165,7 @@ fn parse_device(hex_id: &str) -> Option<DeviceId> {
 /// The listening task.
 struct Task {
     config: Config,
+    tls: Tls,
     forward: Forward,
     cancel: CancellationToken,
 }
@@ -214,7 +219,7 @@ impl Task {
             }
             let attempt = tokio::select! {
                 () = self.cancel.cancelled() => return None,
-                attempt = listen(&self.config) => attempt,
+                attempt = listen(&self.config, &self.tls) => attempt,
             };
             match attempt {
                 Ok((client, connection, early)) => {

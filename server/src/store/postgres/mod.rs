@@ -32,6 +32,7 @@ mod prekeys;
 mod schema;
 mod stats;
 mod store_impl;
+mod tls;
 
 use std::fmt;
 use std::sync::Mutex;
@@ -40,7 +41,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, Object, Pool, PoolError, Runtime};
 use tokio::sync::mpsc;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 pub use self::import::{Conflict, ImportError};
@@ -54,6 +54,9 @@ pub struct PostgresOptions {
     pub url: String,
     /// Connections in the pool (the LISTEN connection comes on top).
     pub pool_size: usize,
+    /// PEM certificates trusted, besides the system's roots, to verify the database server
+    /// when the URL says `sslmode=require` (see `tls.rs`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Written by hand: the URL may carry a password.
@@ -62,6 +65,7 @@ impl fmt::Debug for PostgresOptions {
         f.debug_struct("PostgresOptions")
             .field("url", &"<redacted>")
             .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -114,9 +118,10 @@ impl PostgresStore {
         if options.pool_size == 0 {
             return Err(StoreError::Backend("pool_size must be at least 1".into()));
         }
-        let config = parse_url(&options.url)?;
-        schema::migrate(&config).await?;
-        let pool = Pool::builder(Manager::new(config.clone(), NoTls))
+        let mut config = parse_url(&options.url)?;
+        let tls = tls::configure(&mut config, options.ca_file.as_deref())?;
+        schema::migrate(&config, &tls).await?;
+        let pool = Pool::builder(Manager::new(config.clone(), tls.clone()))
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
@@ -125,7 +130,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}")))?;
         let node = node_id()?;
         let (sender, receiver) = mpsc::channel(WAKEUP_CAPACITY);
-        let listener = Listener::start(config, node.clone(), sender).await?;
+        let listener = Listener::start(config, tls, node.clone(), sender).await?;
         Ok(Self {
             pool,
             node,

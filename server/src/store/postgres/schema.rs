@@ -6,9 +6,10 @@
 //! migration this binary does not know was applied (a newer relay ran on it) is refused with
 //! [`StoreError::SchemaTooNew`] before anything is written.
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::db_error;
+use super::tls::Tls;
 use crate::store::StoreError;
 
 mod embedded {
@@ -21,8 +22,11 @@ pub(super) const HISTORY_TABLE: &str = "kith_schema_history";
 const MIGRATION_LOCK: i64 = 0x6b69_7468_6d69_6772;
 
 /// Applies every embedded migration not yet applied, or refuses a newer schema.
-pub(super) async fn migrate(config: &Config) -> Result<(), StoreError> {
-    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| db_error(&e))?;
+pub(super) async fn migrate(config: &Config, tls: &Tls) -> Result<(), StoreError> {
+    let (mut client, connection) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| db_error(&e))?;
     let driver = tokio::spawn(async move {
         // Ends when `client` is dropped; an error shows up on the client's next request.
         let _ = connection.await;
