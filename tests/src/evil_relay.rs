@@ -24,8 +24,6 @@ use kith_protocol::{DeviceId, PrekeyBundle};
 use kith_relay::config::Config;
 use kith_relay::relay::Registration;
 use kith_relay::service::{self, Running};
-use rustls::ServerConfig;
-use rustls_pki_types::PrivatePkcs8KeyDer;
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -163,7 +161,7 @@ impl EvilRelay {
             .await
             .expect("relay start timed out")
             .expect("relay starts");
-        let (acceptor, certificate_pem) = localhost_acceptor();
+        let (acceptor, certificate_pem) = crate::cli::proxy::localhost_tls();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the evil relay");
@@ -336,24 +334,6 @@ fn varint_len(mut value: u64) -> usize {
         len += 1;
     }
     len
-}
-
-/// A TLS 1.3 acceptor with a fresh self-signed certificate for `localhost`, and its PEM.
-fn localhost_acceptor() -> (TlsAcceptor, String) {
-    let key = rcgen::KeyPair::generate().expect("a key pair");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    let cert = params.self_signed(&key).expect("a self-signed certificate");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-        )
-        .expect("the evil relay's TLS configuration");
-    (TlsAcceptor::from(Arc::new(config)), cert.pem())
 }
 
 /// Accepts connections until aborted, each served on a task of its own.

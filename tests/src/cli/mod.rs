@@ -10,7 +10,7 @@ mod circle;
 mod cluster;
 mod home;
 pub(crate) mod process;
-mod proxy;
+pub(crate) mod proxy;
 pub(crate) mod relay;
 mod tmux;
 

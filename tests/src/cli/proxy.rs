@@ -88,10 +88,17 @@ impl std::fmt::Debug for TlsProxy {
 /// A TLS 1.3 acceptor with a fresh self-signed certificate for `localhost`, whose PEM is
 /// written to `ca_path`.
 fn localhost_acceptor(ca_path: &Path) -> TlsAcceptor {
+    let (acceptor, pem) = localhost_tls();
+    std::fs::write(ca_path, pem).expect("write the proxy's certificate");
+    acceptor
+}
+
+/// A TLS 1.3 acceptor with a fresh self-signed certificate for `localhost`, and that
+/// certificate's PEM (what clients trust).
+pub(crate) fn localhost_tls() -> (TlsAcceptor, String) {
     let key = rcgen::KeyPair::generate().expect("a key pair");
     let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
     let cert = params.self_signed(&key).expect("a self-signed certificate");
-    std::fs::write(ca_path, cert.pem()).expect("write the proxy's certificate");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -101,8 +108,8 @@ fn localhost_acceptor(ca_path: &Path) -> TlsAcceptor {
             vec![cert.der().clone()],
             PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
         )
-        .expect("the proxy's TLS configuration");
-    TlsAcceptor::from(Arc::new(config))
+        .expect("a localhost TLS configuration");
+    (TlsAcceptor::from(Arc::new(config)), cert.pem())
 }
 
 /// Accepts connections until the runtime shuts down, each forwarded on a task of its own.

@@ -45,18 +45,7 @@ fn a_full_disk_refuses_sends_keeps_what_is_stored_and_recovers() {
     let Some(tmpfs) = Tmpfs::mount_or_skip(TMPFS_SIZE) else {
         return;
     };
-    let ballast = tmpfs.path().join("ballast");
-    write_file(&ballast, BALLAST).unwrap();
-    let mut relay = RelayProcess::open_stopped_with_env(&[
-        ("KITH_RELAY_MIN_FREE_DISK_MB", RESERVE_MB),
-        ("KITH_RELAY_SEND_RATE_PER_SECOND", "1000000"),
-        ("KITH_RELAY_SEND_BURST", "1000000"),
-        ("KITH_RELAY_MAILBOX_MAX_BYTES", "1000000000"),
-    ]);
-    let data = tmpfs.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::os::unix::fs::symlink(&data, relay.data_dir()).unwrap();
-    relay.start_again();
+    let (mut relay, ballast) = relay_on(&tmpfs, &[("KITH_RELAY_MIN_FREE_DISK_MB", RESERVE_MB)]);
     let client = Client::of(&relay);
     let alice = TestDevice::new("alice", 1, 0);
     let bob = TestDevice::new("bob", 2, 0);
@@ -150,19 +139,13 @@ fn a_disk_full_without_reserve_stops_the_relay_and_loses_nothing_accepted() {
     let Some(tmpfs) = Tmpfs::mount_or_skip(TMPFS_SIZE) else {
         return;
     };
-    let ballast = tmpfs.path().join("ballast");
-    write_file(&ballast, BALLAST).unwrap();
-    let mut relay = RelayProcess::open_stopped_with_env(&[
-        ("KITH_RELAY_MIN_FREE_DISK_MB", "0"),
-        ("KITH_RELAY_FLUSH_TIMEOUT", "2s"),
-        ("KITH_RELAY_SEND_RATE_PER_SECOND", "1000000"),
-        ("KITH_RELAY_SEND_BURST", "1000000"),
-        ("KITH_RELAY_MAILBOX_MAX_BYTES", "1000000000"),
-    ]);
-    let data = tmpfs.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::os::unix::fs::symlink(&data, relay.data_dir()).unwrap();
-    relay.start_again();
+    let (mut relay, ballast) = relay_on(
+        &tmpfs,
+        &[
+            ("KITH_RELAY_MIN_FREE_DISK_MB", "0"),
+            ("KITH_RELAY_FLUSH_TIMEOUT", "2s"),
+        ],
+    );
     let client = Client::of(&relay);
     let alice = TestDevice::new("alice", 1, 0);
     let bob = TestDevice::new("bob", 2, 0);
@@ -234,6 +217,25 @@ fn a_disk_full_without_reserve_stops_the_relay_and_loses_nothing_accepted() {
         sender.close().await;
     });
     relay.stop();
+}
+
+/// Writes the ballast on `tmpfs`, then starts a relay whose data directory is on it, with no
+/// send or mailbox limit in the way and `env` on top; returns it and the ballast's path.
+fn relay_on(tmpfs: &Tmpfs, env: &[(&str, &str)]) -> (RelayProcess, PathBuf) {
+    let ballast = tmpfs.path().join("ballast");
+    write_file(&ballast, BALLAST).unwrap();
+    let mut settings = vec![
+        ("KITH_RELAY_SEND_RATE_PER_SECOND", "1000000"),
+        ("KITH_RELAY_SEND_BURST", "1000000"),
+        ("KITH_RELAY_MAILBOX_MAX_BYTES", "1000000000"),
+    ];
+    settings.extend_from_slice(env);
+    let mut relay = RelayProcess::open_stopped_with_env(&settings);
+    let data = tmpfs.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&data, relay.data_dir()).unwrap();
+    relay.start_again();
+    (relay, ballast)
 }
 
 /// Sends message `seq`; `None` once the connection is gone (the relay stopped).
