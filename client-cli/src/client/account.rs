@@ -8,16 +8,16 @@ use kith_protocol::{
 };
 use zeroize::Zeroizing;
 
-use super::now;
 use super::prekeys::{self, INITIAL_ONE_TIME_PREKEYS};
 use super::records::{self, ACCOUNT_GROUP, AccountRecord, RELAY_LOGIN_GROUP, RelayLoginRecord};
 use crate::error::Error;
 use crate::relay::{Link, RelayUrl, TlsTermination, Trust};
 use crate::store::{Batch, LocalStore, StoreError, Table};
 
-/// The id of the device's signed prekey (v1 devices keep one for their lifetime).
+/// The id of the device's first signed prekey (rotation counts up from it).
 const SIGNED_PREKEY_ID: u32 = 1;
-/// The id of the last-resort ML-KEM prekey; one-time ML-KEM ids start above it.
+/// The id of the first last-resort ML-KEM prekey; one-time ML-KEM ids start above it, and
+/// later last-resort ones take the next id of that shared space.
 const LAST_RESORT_KEM_ID: u32 = 1;
 /// The first one-time X25519 prekey id.
 const FIRST_ONE_TIME_ID: u32 = 1;
@@ -40,8 +40,6 @@ pub(super) struct Account {
     pub(super) device: DeviceKeyPair,
     /// The account's certificate for this device.
     pub(super) certificate: VerifiedCertificate,
-    /// The last-resort ML-KEM prekey id.
-    pub(super) last_resort_kem_id: u32,
 }
 
 impl Account {
@@ -79,7 +77,6 @@ impl Account {
             keys,
             device,
             certificate,
-            last_resort_kem_id: record.last_resort_kem_id,
         })
     }
 }
@@ -140,19 +137,21 @@ pub(super) struct Created {
 }
 
 /// Generates the account key, this device's keys, its certificate and prekeys, and stores
-/// them (not yet registered).
+/// them (not yet registered). `now` dates the certificate and starts the prekeys' rotation
+/// period.
 pub(super) fn create<R: CryptoRng + ?Sized>(
     store: &LocalStore,
     handle: &Handle,
     relay: &RelayUrl,
     trust: &Trust,
     termination: TlsTermination,
+    now: u64,
     rng: &mut R,
 ) -> Result<Created, StoreError> {
     let account_keys = AccountKeyPair::generate(rng);
     let device = DeviceKeyPair::generate(rng);
     let certificate = account_keys
-        .certify_device(DeviceId::random(rng), &device, now())
+        .certify_device(DeviceId::random(rng), &device, now)
         .verify()
         .map_err(|_| StoreError::Corrupt)?;
     let mut record = AccountRecord {
@@ -169,7 +168,8 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
         registered: false,
     };
     let mut batch = Batch::new();
-    let mut upload = prekeys::generate_long_term(&mut batch, &record, &device, rng);
+    let mut upload =
+        prekeys::generate_long_term(&mut batch, prekeys::current_ids(&record), &device, rng);
     let one_time = prekeys::generate_one_time(
         &mut batch,
         &mut record,
@@ -181,6 +181,7 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
     upload.one_time_kem_prekeys = one_time.one_time_kem_prekeys;
     save_record(&mut batch, &record)?;
     save_termination(&mut batch, termination)?;
+    prekeys::start_rotation(&mut batch, now)?;
     store.apply(batch)?;
     let account = Account {
         handle: handle.clone(),
@@ -190,7 +191,6 @@ pub(super) fn create<R: CryptoRng + ?Sized>(
         keys: account_keys,
         device,
         certificate,
-        last_resort_kem_id: LAST_RESORT_KEM_ID,
     };
     Ok(Created { account, upload })
 }
@@ -256,7 +256,16 @@ mod tests {
         let relay = RelayUrl::parse("wss://relay.example:7443").unwrap();
         let handle = Handle::parse("alice").unwrap();
         let rng = &mut UnwrapErr(SysRng);
-        create(&store, &handle, &relay, &Trust::System, termination, rng).unwrap();
+        create(
+            &store,
+            &handle,
+            &relay,
+            &Trust::System,
+            termination,
+            crate::client::now(),
+            rng,
+        )
+        .unwrap();
         (tmp, store)
     }
 

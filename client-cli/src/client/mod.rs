@@ -15,6 +15,7 @@ pub use types::{
     Contact, Event, GroupInfo, GroupMember, GroupSent, InitOptions, Message, Sent, Verification,
 };
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use getrandom::SysRng;
@@ -32,6 +33,9 @@ use crate::store::{Batch, LocalStore, Passphrase, StoreError};
 /// How long `receive` waits for the relay to finish pushing the queued messages.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A clock: seconds since the Unix epoch.
+type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// One device's client.
 pub struct Client {
     home: Home,
@@ -39,6 +43,8 @@ pub struct Client {
     account: Account,
     link: Option<Link>,
     rng: UnwrapErr<SysRng>,
+    /// The clock the prekey rotation runs on (the system clock unless replaced).
+    clock: Clock,
 }
 
 impl Client {
@@ -78,6 +84,7 @@ impl Client {
                 account,
                 link: Some(link),
                 rng: UnwrapErr(SysRng),
+                clock: Arc::new(now),
             }),
             Err(e) => {
                 // Nothing half-made stays behind: the user can simply run `init` again.
@@ -112,6 +119,7 @@ impl Client {
             &options.relay,
             &options.trust,
             termination,
+            now(),
             &mut rng,
         )?;
         account::register(&store, link, &created, options.invite.as_deref()).await?;
@@ -138,7 +146,15 @@ impl Client {
             account,
             link: None,
             rng: UnwrapErr(SysRng),
+            clock: Arc::new(now),
         })
+    }
+
+    /// Replaces the clock that decides when the signed prekey and the last-resort ML-KEM
+    /// prekey rotate and when replaced ones are deleted (the system clock by default; seconds
+    /// since the Unix epoch). For tests and simulations, which cannot wait a week.
+    pub fn set_clock(&mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) {
+        self.clock = Arc::new(clock);
     }
 
     /// This account's handle.
@@ -161,7 +177,9 @@ impl Client {
         &self.home
     }
 
-    /// Connects and authenticates, if not connected yet.
+    /// Connects and authenticates, if not connected yet. A new connection also rotates this
+    /// device's signed prekey and last-resort ML-KEM prekey when they are due (weekly), and
+    /// deletes replaced ones whose grace period is over.
     pub async fn connect(&mut self) -> Result<(), Error> {
         self.link().await.map(drop)
     }
@@ -175,10 +193,24 @@ impl Client {
                     Link::connect(&account.relay, &account.trust, account.termination).await?;
                 link.authenticate(&self.account.device, self.account.device_id())
                     .await?;
+                self.rotate_prekeys(&mut link).await?;
                 link
             }
         };
         Ok(self.link.insert(link))
+    }
+
+    /// Rotates the long-term prekeys if due (`prekeys::maintain`). A relay that refuses the new
+    /// ones does not keep the device offline: the old ones stay current and published, and the
+    /// rotation is tried again at the next connection.
+    async fn rotate_prekeys(&mut self, link: &mut Link) -> Result<(), Error> {
+        let now = (self.clock)();
+        match prekeys::maintain(&self.store, link, &self.account, now, &mut self.rng).await {
+            Ok(_) | Err(Error::Link(LinkError::Relay(_)) | Error::UnexpectedResponse { .. }) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets a connection that failed, so the next call reconnects.

@@ -209,8 +209,9 @@ fn accept<R: CryptoRng + ?Sized>(
     }
     let Some(prekeys) = LoadedPrekeys::load(store, account, prekey)? else {
         return Ok(Decrypted::Dropped(
-            "a first message naming a prekey this device no longer has (a replay, or sent \
-             before this device was restored)",
+            "a first message naming a prekey this device no longer has (the prekey was \
+             replaced more than 30 days ago, the message is a replay, or it was sent before \
+             this device was restored)",
         ));
     };
     let responder = prekeys.responder();

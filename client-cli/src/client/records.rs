@@ -7,6 +7,7 @@
 //! |------------|----------------------------|-------------------|------------------------|
 //! | `Account`  | `b"account"`               | empty             | [`AccountRecord`]      |
 //! | `Account`  | `b"relay-login"`           | empty             | [`RelayLoginRecord`]   |
+//! | `Account`  | `b"prekey-rotation"`       | empty             | [`RotationRecord`]     |
 //! | `Prekeys`  | a [`PrekeySlot`] tag       | prekey id (u32 BE)| the secret bytes       |
 //! | `Sessions` | remote device id           | empty             | [`SessionSetRecord`]   |
 //! | `BaseKeys` | a base key `EK_A`          | empty             | `[1]`                  |
@@ -29,6 +30,9 @@ pub(super) const ACCOUNT_GROUP: &[u8] = b"account";
 
 /// The group of the relay login record.
 pub(super) const RELAY_LOGIN_GROUP: &[u8] = b"relay-login";
+
+/// The group of the prekey rotation record.
+pub(super) const ROTATION_GROUP: &[u8] = b"prekey-rotation";
 
 /// Which kind of prekey secret a `Prekeys` group holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +97,42 @@ pub(super) struct RelayLoginRecord {
     /// Whether a TLS-terminating proxy sits in front of the relay, so the login carries no
     /// TLS channel binding (SPEC.md §9.2).
     pub(super) behind_proxy: bool,
+}
+
+/// Where the rotation of the signed prekey and the last-resort ML-KEM prekey stands
+/// (SPEC.md §3.5). Holds ids and times, no secrets: those stay in their [`PrekeySlot`]s.
+///
+/// A record of its own next to [`AccountRecord`] (which keeps the ids of the current pair) for
+/// the same reason as [`RelayLoginRecord`]: homes created before rotation existed have none,
+/// and their pair counts as made current when the record is first missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct RotationRecord {
+    /// When the current pair became current (seconds since the Unix epoch).
+    pub(super) current_since: u64,
+    /// A new pair whose secrets are stored but whose publication the relay has not confirmed
+    /// yet; published again until it does, then made current.
+    pub(super) pending: Option<LongTermIds>,
+    /// Replaced pairs whose secrets are kept so that prekey messages built on them still
+    /// decrypt, oldest first.
+    pub(super) retired: Vec<RetiredPrekeys>,
+}
+
+/// The ids of one signed prekey and one last-resort ML-KEM prekey, made current together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct LongTermIds {
+    /// The signed X25519 prekey's id.
+    pub(super) signed: u32,
+    /// The last-resort ML-KEM prekey's id.
+    pub(super) last_resort_kem: u32,
+}
+
+/// A replaced pair, and when it was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct RetiredPrekeys {
+    /// Its ids.
+    pub(super) ids: LongTermIds,
+    /// When the relay confirmed its successor (seconds since the Unix epoch).
+    pub(super) retired_at: u64,
 }
 
 /// The sessions with one remote device, the active one first.

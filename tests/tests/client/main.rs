@@ -5,6 +5,7 @@
 
 mod groups;
 mod malicious;
+mod rotation;
 
 use std::time::Duration;
 
