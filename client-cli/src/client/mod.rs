@@ -45,7 +45,13 @@ pub struct Client {
     rng: UnwrapErr<SysRng>,
     /// The clock the prekey rotation runs on (the system clock unless replaced).
     clock: Clock,
+    /// When the prekey rotation was last checked (by this clock), so that a connection kept
+    /// open for weeks (`kith chat`) still rotates: see [`Client::process`].
+    rotation_checked_at: u64,
 }
+
+/// How often a long-lived connection checks whether the prekeys are due for rotation.
+const ROTATION_CHECK_INTERVAL: u64 = 3600;
 
 impl Client {
     /// Creates the account and this device in `home` (which must not hold one), registers with
@@ -85,6 +91,7 @@ impl Client {
                 link: Some(link),
                 rng: UnwrapErr(SysRng),
                 clock: Arc::new(now),
+                rotation_checked_at: 0,
             }),
             Err(e) => {
                 // Nothing half-made stays behind: the user can simply run `init` again.
@@ -147,6 +154,7 @@ impl Client {
             link: None,
             rng: UnwrapErr(SysRng),
             clock: Arc::new(now),
+            rotation_checked_at: 0,
         })
     }
 
@@ -205,6 +213,7 @@ impl Client {
     /// rotation is tried again at the next connection.
     async fn rotate_prekeys(&mut self, link: &mut Link) -> Result<(), Error> {
         let now = (self.clock)();
+        self.rotation_checked_at = now;
         match prekeys::maintain(&self.store, link, &self.account, now, &mut self.rng).await {
             Ok(_) | Err(Error::Link(LinkError::Relay(_)) | Error::UnexpectedResponse { .. }) => {
                 Ok(())
@@ -257,9 +266,18 @@ impl Client {
     }
 
     /// Handles one push: decrypts and stores a delivery, then acknowledges it; publishes
-    /// prekeys when the relay runs low.
+    /// prekeys when the relay runs low. On a connection open for more than an hour it also
+    /// rotates the long-term prekeys when they are due, as a new connection does.
     pub async fn process(&mut self, push: Push) -> Result<Vec<Event>, Error> {
-        let result = self.process_inner(push).await;
+        let mut result = self.process_inner(push).await;
+        if result.is_ok()
+            && (self.clock)().saturating_sub(self.rotation_checked_at) >= ROTATION_CHECK_INTERVAL
+            && let Some(mut link) = self.link.take()
+        {
+            let rotated = self.rotate_prekeys(&mut link).await;
+            self.link = Some(link);
+            result = rotated.and(result);
+        }
         self.check(result)
     }
 

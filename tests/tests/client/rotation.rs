@@ -216,3 +216,38 @@ async fn a_week_old_signed_prekey_rotates_on_connect_and_the_old_one_works_for_t
         reasons[0]
     );
 }
+
+/// A connection kept open for weeks (as `kith chat` does) rotates too: the pushes it handles
+/// check at most hourly whether the pair is due.
+#[tokio::test]
+async fn a_long_lived_connection_rotates_when_it_handles_a_push() {
+    let relay = TestRelay::start().await;
+    let mut bob = device(&relay, "bob").await;
+    let created = now();
+    let bob_handle = handle("bob");
+    let mut carol = Contact::register(&relay, "carol", 4).await;
+    set_clock(&mut bob, created);
+    bob.client.connect().await.unwrap();
+    let before = carol.first_message(&bob_handle, "before").await;
+
+    // Eight days on, without reconnecting, a message arrives and is handled.
+    set_clock(&mut bob, created + 8 * DAY);
+    carol.send(&before).await;
+    let mut shown = Vec::new();
+    while shown.is_empty() {
+        let push = bob
+            .client
+            .next_push(Some(std::time::Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .expect("a push within 30 s");
+        shown = texts(&bob.client.process(push).await.unwrap());
+    }
+    assert_eq!(shown, ["before"]);
+    let after = carol.first_message(&bob_handle, "after").await;
+    assert_ne!(
+        after.signed_prekey_id(),
+        before.signed_prekey_id(),
+        "a connection open past the period did not rotate"
+    );
+}
