@@ -21,6 +21,9 @@
 pub mod admin;
 pub mod backup;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod migrate;
 pub mod relay;
